@@ -1,0 +1,1 @@
+//! Shared helpers live in suite/support.rs; this library is intentionally empty.
