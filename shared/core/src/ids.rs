@@ -4,6 +4,11 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+fn rand_bits() -> u128 {
+    // The random part of a ULID; Ulid::new() draws it from the thread RNG the same way.
+    ulid::Ulid::new().random()
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
@@ -17,6 +22,19 @@ macro_rules! id_type {
             /// A new, time-ordered id.
             pub fn generate() -> Self {
                 Self(format!("{}_{}", $prefix, ulid::Ulid::new().to_string().to_lowercase()))
+            }
+
+            /// An id whose time part is `unix_ms`: messages sort by when they were written,
+            /// not by when we processed them.
+            pub fn generate_at(unix_ms: u64) -> Self {
+                let id = ulid::Ulid::from_parts(unix_ms, rand_bits());
+                Self(format!("{}_{}", $prefix, id.to_string().to_lowercase()))
+            }
+
+            /// The largest id of this kind at `unix_ms`: an upper bound for range queries.
+            pub fn max_at(unix_ms: u64) -> Self {
+                let id = ulid::Ulid::from_parts(unix_ms, u128::MAX);
+                Self(format!("{}_{}", $prefix, id.to_string().to_lowercase()))
             }
 
             /// Accepts only ids of this kind: a path segment is outside input.

@@ -165,6 +165,19 @@ pub struct Message {
     pub attempt_started_at: Option<OffsetDateTime>,
 }
 
+/// The Send API `metadata` we put on a reply: Meta echoes it back, which is how an echo confirms a
+/// reply whose Send API call timed out.
+pub fn reply_metadata(conversation: &ConversationId, message: &MessageId) -> String {
+    format!("ecomdrive:{conversation}:{message}")
+}
+
+pub fn parse_reply_metadata(raw: &str) -> Option<(ConversationId, MessageId)> {
+    let mut parts = raw.strip_prefix("ecomdrive:")?.split(':');
+    let c = ConversationId::parse(parts.next()?)?;
+    let m = MessageId::parse(parts.next()?)?;
+    parts.next().is_none().then_some((c, m))
+}
+
 /// The most text a reply may carry: the Send API's limit for a text message.
 pub const MAX_REPLY_CHARS: usize = 2000;
 
@@ -214,8 +227,19 @@ mod tests {
             ConversationStatus::Snoozed.on_customer_message(),
             CustomerMessageEffect::Reopen
         );
-        assert_eq!(ConversationStatus::parse("pending"), Some(ConversationStatus::Pending));
+        assert_eq!(
+            ConversationStatus::parse("pending"),
+            Some(ConversationStatus::Pending)
+        );
         assert_eq!(ConversationStatus::parse("closed"), None);
+    }
+
+    #[test]
+    fn reply_metadata_round_trips_and_refuses_foreign_values() {
+        let (c, m) = (ConversationId::generate(), MessageId::generate());
+        assert_eq!(parse_reply_metadata(&reply_metadata(&c, &m)), Some((c, m)));
+        assert_eq!(parse_reply_metadata("typed in Meta's inbox"), None);
+        assert_eq!(parse_reply_metadata("ecomdrive:conv_x:msg_y:extra"), None);
     }
 
     #[test]

@@ -19,7 +19,9 @@ pub fn validate_gstin(raw: &str) -> Result<String, &'static str> {
     if b.len() != 15 {
         return Err("a GSTIN has 15 characters");
     }
-    let state: u32 = g[0..2].parse().map_err(|_| "a GSTIN starts with a 2-digit state code")?;
+    let state: u32 = g[0..2]
+        .parse()
+        .map_err(|_| "a GSTIN starts with a 2-digit state code")?;
     if !(1..=38).contains(&state) && state != 97 && state != 99 {
         return Err("unknown state code");
     }
@@ -135,9 +137,15 @@ mod tests {
 
     #[test]
     fn policy_a1_gstin_is_validated_with_its_check_digit() {
-        assert_eq!(validate_gstin("27aapfu0939f1zv"), Ok("27AAPFU0939F1ZV".into()));
+        assert_eq!(
+            validate_gstin("27aapfu0939f1zv"),
+            Ok("27AAPFU0939F1ZV".into())
+        );
         // one character changed: the check digit no longer matches
-        assert_eq!(validate_gstin("27AAPFU0939F1ZW"), Err("check digit does not match"));
+        assert_eq!(
+            validate_gstin("27AAPFU0939F1ZW"),
+            Err("check digit does not match")
+        );
         assert!(validate_gstin("27AAPFU0939F1Z").is_err());
         assert!(validate_gstin("00AAPFU0939F1ZV").is_err());
         assert!(validate_gstin("27AAPF10939F1ZV").is_err());
@@ -155,7 +163,10 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(normalize_email(" A@Example.COM "), Ok("a@example.com".into()));
+        assert_eq!(
+            normalize_email(" A@Example.COM "),
+            Ok("a@example.com".into())
+        );
         assert!(normalize_email("no-at-sign").is_err());
         assert!(normalize_email("a@b").is_err());
         assert!(normalize_email("a b@c.com").is_err());

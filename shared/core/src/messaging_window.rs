@@ -68,9 +68,15 @@ mod tests {
     fn policy_e12_window_edges() {
         let at = |d: Duration| reply_mode(Some(T0), T0 + d);
         assert_eq!(at(Duration::ZERO), Ok(ReplyMode::Response));
-        assert_eq!(at(Duration::hours(24) - Duration::SECOND), Ok(ReplyMode::Response));
+        assert_eq!(
+            at(Duration::hours(24) - Duration::SECOND),
+            Ok(ReplyMode::Response)
+        );
         assert_eq!(at(Duration::hours(24)), Ok(ReplyMode::HumanAgent));
-        assert_eq!(at(Duration::days(7) - Duration::SECOND), Ok(ReplyMode::HumanAgent));
+        assert_eq!(
+            at(Duration::days(7) - Duration::SECOND),
+            Ok(ReplyMode::HumanAgent)
+        );
         assert_eq!(at(Duration::days(7)), Err(WindowClosed::Expired));
         assert_eq!(reply_mode(None, T0), Err(WindowClosed::NeverWrote));
     }

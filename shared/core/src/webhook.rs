@@ -259,7 +259,11 @@ mod tests {
         assert!(!signature_is_valid(b"other", body, Some(&good)));
         assert!(!signature_is_valid(b"s3cret", b"{}", Some(&good)));
         assert!(!signature_is_valid(b"s3cret", body, None));
-        assert!(!signature_is_valid(b"s3cret", body, Some(good.trim_start_matches("sha256="))));
+        assert!(!signature_is_valid(
+            b"s3cret",
+            body,
+            Some(good.trim_start_matches("sha256="))
+        ));
         assert!(!signature_is_valid(b"s3cret", body, Some("sha256=zz")));
         assert!(!signature_is_valid(b"s3cret", body, Some("sha1=abc")));
     }
@@ -294,7 +298,13 @@ mod tests {
         assert_eq!(d.events.len(), 6);
         assert_eq!(d.skipped, 1);
         match &d.events[0] {
-            MessengerEvent::Message { page, psid, text, attachments, .. } => {
+            MessengerEvent::Message {
+                page,
+                psid,
+                text,
+                attachments,
+                ..
+            } => {
                 assert_eq!(page.as_str(), "P1");
                 assert_eq!(psid.as_str(), "U1");
                 assert_eq!(text.as_deref(), Some("hi"));
@@ -303,7 +313,12 @@ mod tests {
             other => panic!("expected a message, got {other:?}"),
         }
         match &d.events[1] {
-            MessengerEvent::Echo { page, psid, metadata, .. } => {
+            MessengerEvent::Echo {
+                page,
+                psid,
+                metadata,
+                ..
+            } => {
                 assert_eq!((page.as_str(), psid.as_str()), ("P1", "U1"));
                 assert_eq!(metadata.as_deref(), Some("msg_x"));
             }
@@ -312,7 +327,9 @@ mod tests {
         assert!(matches!(d.events[2], MessengerEvent::Delivered { .. }));
         assert!(matches!(d.events[3], MessengerEvent::Read { .. }));
         assert!(matches!(d.events[4], MessengerEvent::Postback { .. }));
-        assert!(matches!(&d.events[5], MessengerEvent::Reaction { reaction: Some(r), .. } if r == "❤"));
+        assert!(
+            matches!(&d.events[5], MessengerEvent::Reaction { reaction: Some(r), .. } if r == "❤")
+        );
     }
 
     #[test]
@@ -328,7 +345,10 @@ mod tests {
 
     #[test]
     fn non_page_or_non_json_deliveries_are_errors() {
-        assert!(matches!(parse_delivery(b"nope"), Err(DeliveryError::NotJson(_))));
+        assert!(matches!(
+            parse_delivery(b"nope"),
+            Err(DeliveryError::NotJson(_))
+        ));
         assert_eq!(
             parse_delivery(br#"{"object":"instagram","entry":[]}"#),
             Err(DeliveryError::NotPage("instagram".into()))

@@ -1,0 +1,54 @@
+//! SQS queues between functions.
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+#[error("SQS: {0}")]
+pub struct QueueError(pub String);
+
+/// The message attribute that says what a queue message is (one queue may carry a few kinds).
+pub const KIND_ATTRIBUTE: &str = "kind";
+
+#[derive(Clone)]
+pub struct Queue {
+    sqs: Client,
+    url: String,
+}
+
+impl Queue {
+    pub fn new(sqs: Client, url: impl Into<String>) -> Self {
+        Self {
+            sqs,
+            url: url.into(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends a body as it is, tagged with its kind.
+    pub async fn send(&self, kind: &str, body: String) -> Result<(), QueueError> {
+        let kind_attr = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(kind)
+            .build()
+            .map_err(|e| QueueError(e.to_string()))?;
+        self.sqs
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .message_attributes(KIND_ATTRIBUTE, kind_attr)
+            .send()
+            .await
+            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+        Ok(())
+    }
+
+    pub async fn send_json<T: Serialize>(&self, kind: &str, job: &T) -> Result<(), QueueError> {
+        let body = serde_json::to_string(job).map_err(|e| QueueError(e.to_string()))?;
+        self.send(kind, body).await
+    }
+}

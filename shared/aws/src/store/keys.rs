@@ -1,0 +1,132 @@
+//! Every key of the single table, in one place.
+//!
+//! Tenant isolation is structural (DESIGN.md principle 4): every item of a merchant's data lives in
+//! the partition `MERCHANT#<id>`. The few lookups that must start elsewhere are the *index items*
+//! at the bottom of this file; they hold ids only, never the data itself.
+
+use ecomdrive_core::ids::{
+    ConversationId, CustomerId, MerchantId, MessageId, Mid, PageId, Psid, UserId,
+};
+
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+pub const GSI1: &str = "GSI1";
+pub const GSI1PK: &str = "GSI1PK";
+pub const GSI1SK: &str = "GSI1SK";
+/// DynamoDB's TTL attribute (epoch seconds). Reads must ignore expired items: TTL deletes lag.
+pub const EXPIRES_AT: &str = "expires_at";
+/// The record kind of every item, so exports and deletions can enumerate what exists.
+pub const KIND: &str = "kind";
+
+// ---- the merchant's partition -------------------------------------------------------------
+
+pub fn merchant_pk(m: &MerchantId) -> String {
+    format!("MERCHANT#{m}")
+}
+pub const MERCHANT_PROFILE_SK: &str = "PROFILE";
+
+pub fn member_sk(u: &UserId) -> String {
+    format!("MEMBER#{u}")
+}
+pub const MEMBER_PREFIX: &str = "MEMBER#";
+
+pub fn invite_sk(email: &str) -> String {
+    format!("INVITE#{email}")
+}
+pub const INVITE_PREFIX: &str = "INVITE#";
+
+pub const MESSENGER_AUTH_SK: &str = "MESSENGER#AUTH";
+pub fn page_sk(p: &PageId) -> String {
+    format!("PAGE#{p}")
+}
+pub const PAGE_PREFIX: &str = "PAGE#";
+
+pub fn customer_sk(c: &CustomerId) -> String {
+    format!("CUSTOMER#{c}")
+}
+
+pub fn conversation_sk(c: &ConversationId) -> String {
+    format!("CONV#{c}")
+}
+/// Conversations by most recent activity: one GSI1 partition per merchant.
+pub fn conversations_by_activity_pk(m: &MerchantId) -> String {
+    format!("MERCHANT#{m}#CONVS")
+}
+pub fn conversations_by_activity_sk(activity_ms: i64, c: &ConversationId) -> String {
+    format!("{activity_ms:015}#{c}")
+}
+
+/// Messages sort by their id, a ULID made from the message's own time: oldest first.
+pub fn message_sk(c: &ConversationId, m: &MessageId) -> String {
+    format!("MSG#{c}#{m}")
+}
+pub fn messages_prefix(c: &ConversationId) -> String {
+    format!("MSG#{c}#")
+}
+/// Marks a Meta `mid` as stored: the conditional put that makes ingest idempotent.
+pub fn mid_sk(mid: &Mid) -> String {
+    format!("MID#{mid}")
+}
+/// A reply's client idempotency key within its conversation.
+pub fn reply_key_sk(c: &ConversationId, client_id: &str) -> String {
+    format!("REPLYKEY#{c}#{client_id}")
+}
+
+pub fn audit_sk(id: &ecomdrive_core::ids::AuditId) -> String {
+    format!("AUDIT#{id}")
+}
+pub const AUDIT_PREFIX: &str = "AUDIT#";
+
+pub fn rate_sk(scope: &str, window_start: i64) -> String {
+    format!("RATE#{scope}#{window_start}")
+}
+
+// ---- the user's partition -----------------------------------------------------------------
+
+pub fn user_pk(u: &UserId) -> String {
+    format!("USER#{u}")
+}
+pub const USER_PROFILE_SK: &str = "PROFILE";
+
+// ---- index items: lookups that cannot start from a merchant (ids only) -----------------------
+
+/// user → the merchants they belong to.
+pub fn membership_index_sk(m: &MerchantId) -> String {
+    format!("MEMBER_OF#{m}")
+}
+pub const MEMBERSHIP_INDEX_PREFIX: &str = "MEMBER_OF#";
+
+/// e-mail → user (so an invitation can find an existing user).
+pub fn email_pk(email: &str) -> String {
+    format!("EMAIL#{email}")
+}
+pub const EMAIL_USER_SK: &str = "USER";
+
+/// e-mail → merchants that invited it, until the user's first authenticated request.
+pub fn invite_index_pk(email: &str) -> String {
+    format!("INVITE#{email}")
+}
+pub fn invite_index_sk(m: &MerchantId) -> String {
+    format!("MERCHANT#{m}")
+}
+
+/// Page → the merchant that connected it: webhook routing (POLICY E1) and one merchant per Page.
+pub fn page_owner_pk(p: &PageId) -> String {
+    format!("PAGE#{p}")
+}
+pub const PAGE_OWNER_SK: &str = "OWNER";
+
+/// OAuth `state` → its pending authorization (single use, expires).
+pub fn oauth_state_pk(state_id: &str) -> String {
+    format!("OAUTH#{state_id}")
+}
+pub const OAUTH_STATE_SK: &str = "STATE";
+
+/// The deterministic customer id of a (Page, PSID) within a merchant: the same customer however
+/// often or concurrently their messages arrive.
+pub fn customer_id_for(m: &MerchantId, page: &PageId, psid: &Psid) -> CustomerId {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{m}|{page}|{psid}").as_bytes());
+    let id = format!("{}_{}", CustomerId::PREFIX, hex::encode(&digest[..13]));
+    CustomerId::parse(&id).expect("hex digest is a valid id body")
+}

@@ -1,0 +1,397 @@
+//! Users, merchants, memberships and invitations (POLICY E3, A14).
+
+use super::{Store, StoreError, StoreResult, keys};
+use aws_sdk_dynamodb::types::AttributeValue;
+use ecomdrive_core::ids::{MerchantId, UserId};
+use ecomdrive_core::merchant::MerchantProfile;
+use ecomdrive_core::role::Role;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub email: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Set when someone invites this user's e-mail: the next request accepts the invitation.
+    #[serde(default)]
+    pub pending_invites: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Merchant {
+    pub id: MerchantId,
+    pub name: String,
+    pub phone: Option<String>,
+    pub gstin: Option<String>,
+    pub created_by: UserId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipStatus {
+    Active,
+    Pending,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Membership {
+    pub merchant_id: MerchantId,
+    /// None while the invitation is pending: the user may not exist yet.
+    pub user_id: Option<UserId>,
+    pub email: Option<String>,
+    pub role: Role,
+    pub status: MembershipStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// The index item user → merchant (ids and role only).
+#[derive(Serialize, Deserialize)]
+struct MembershipIndex {
+    merchant_id: MerchantId,
+    role: Role,
+}
+
+/// The index item e-mail → inviting merchant (ids and role only).
+#[derive(Serialize, Deserialize)]
+struct InviteIndex {
+    merchant_id: MerchantId,
+    role: Role,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EmailIndex {
+    user_id: UserId,
+}
+
+impl Store {
+    /// Called on every authenticated request: creates the user on first sight and accepts the
+    /// invitations waiting for their e-mail.
+    pub async fn user_seen(&self, id: &UserId, email: Option<&str>) -> StoreResult<User> {
+        let pk = keys::user_pk(id);
+        let user = match self
+            .get::<User>(pk.clone(), keys::USER_PROFILE_SK.into())
+            .await?
+        {
+            Some(u) => u,
+            None => {
+                let user = User {
+                    id: id.clone(),
+                    email: email.map(str::to_owned),
+                    created_at: OffsetDateTime::now_utc(),
+                    pending_invites: email.is_some(),
+                };
+                let item = Self::item("user", pk.clone(), keys::USER_PROFILE_SK.into(), &user)?;
+                match self.put_new(item, "user exists").await {
+                    Ok(()) => {}
+                    // Two first requests raced: the other one created it.
+                    Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                if let Some(e) = email {
+                    let idx = EmailIndex {
+                        user_id: id.clone(),
+                    };
+                    self.put(Self::item(
+                        "email_index",
+                        keys::email_pk(e),
+                        keys::EMAIL_USER_SK.into(),
+                        &idx,
+                    )?)
+                    .await?;
+                }
+                user
+            }
+        };
+        if user.pending_invites {
+            self.accept_invites(&user).await?;
+        }
+        Ok(user)
+    }
+
+    async fn accept_invites(&self, user: &User) -> StoreResult<()> {
+        let Some(email) = user.email.as_deref() else {
+            return Ok(());
+        };
+        let invites = self
+            .query_prefix(keys::invite_index_pk(email), "MERCHANT#", 1000)
+            .await?;
+        for item in invites {
+            let inv: InviteIndex = Self::parse(item)?;
+            let now = OffsetDateTime::now_utc();
+            let membership = Membership {
+                merchant_id: inv.merchant_id.clone(),
+                user_id: Some(user.id.clone()),
+                email: Some(email.to_owned()),
+                role: inv.role,
+                status: MembershipStatus::Active,
+                created_at: now,
+            };
+            let index = MembershipIndex {
+                merchant_id: inv.merchant_id.clone(),
+                role: inv.role,
+            };
+            let m = &inv.merchant_id;
+            let tx = vec![
+                self.tx_delete(keys::merchant_pk(m), keys::invite_sk(email), true),
+                self.tx_delete(
+                    keys::invite_index_pk(email),
+                    keys::invite_index_sk(m),
+                    false,
+                ),
+                self.tx_put(
+                    Self::item(
+                        "membership",
+                        keys::merchant_pk(m),
+                        keys::member_sk(&user.id),
+                        &membership,
+                    )?,
+                    None,
+                ),
+                self.tx_put(
+                    Self::item(
+                        "membership_index",
+                        keys::user_pk(&user.id),
+                        keys::membership_index_sk(m),
+                        &index,
+                    )?,
+                    None,
+                ),
+            ];
+            match self.transact(tx, "invitation already accepted").await {
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::user_pk(&user.id),
+                keys::USER_PROFILE_SK,
+            )))
+            .update_expression("SET pending_invites = :f")
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        Ok(())
+    }
+
+    /// Creates a merchant and makes `owner` its owner, atomically.
+    pub async fn create_merchant(
+        &self,
+        owner: &User,
+        profile: MerchantProfile,
+    ) -> StoreResult<Merchant> {
+        let now = OffsetDateTime::now_utc();
+        let merchant = Merchant {
+            id: MerchantId::generate(),
+            name: profile.name,
+            phone: profile.phone,
+            gstin: profile.gstin,
+            created_by: owner.id.clone(),
+            created_at: now,
+        };
+        let m = &merchant.id;
+        let membership = Membership {
+            merchant_id: m.clone(),
+            user_id: Some(owner.id.clone()),
+            email: owner.email.clone(),
+            role: Role::Owner,
+            status: MembershipStatus::Active,
+            created_at: now,
+        };
+        let index = MembershipIndex {
+            merchant_id: m.clone(),
+            role: Role::Owner,
+        };
+        let tx = vec![
+            self.tx_put(
+                Self::item(
+                    "merchant",
+                    keys::merchant_pk(m),
+                    keys::MERCHANT_PROFILE_SK.into(),
+                    &merchant,
+                )?,
+                Some("attribute_not_exists(PK)"),
+            ),
+            self.tx_put(
+                Self::item(
+                    "membership",
+                    keys::merchant_pk(m),
+                    keys::member_sk(&owner.id),
+                    &membership,
+                )?,
+                None,
+            ),
+            self.tx_put(
+                Self::item(
+                    "membership_index",
+                    keys::user_pk(&owner.id),
+                    keys::membership_index_sk(m),
+                    &index,
+                )?,
+                None,
+            ),
+        ];
+        self.transact(tx, "merchant exists").await?;
+        Ok(merchant)
+    }
+
+    pub async fn merchant(&self, m: &MerchantId) -> StoreResult<Option<Merchant>> {
+        self.get(keys::merchant_pk(m), keys::MERCHANT_PROFILE_SK.into())
+            .await
+    }
+
+    pub async fn update_merchant(&self, merchant: &Merchant) -> StoreResult<()> {
+        let item = Self::item(
+            "merchant",
+            keys::merchant_pk(&merchant.id),
+            keys::MERCHANT_PROFILE_SK.into(),
+            merchant,
+        )?;
+        self.put(item).await
+    }
+
+    /// The caller's membership of a merchant; None for a non-member (who then gets 404).
+    pub async fn membership(
+        &self,
+        m: &MerchantId,
+        user: &UserId,
+    ) -> StoreResult<Option<Membership>> {
+        self.get(keys::merchant_pk(m), keys::member_sk(user)).await
+    }
+
+    /// The merchants a user belongs to, with their role in each.
+    pub async fn merchants_of(&self, user: &UserId) -> StoreResult<Vec<(MerchantId, Role)>> {
+        let items = self
+            .query_prefix(keys::user_pk(user), keys::MEMBERSHIP_INDEX_PREFIX, 1000)
+            .await?;
+        items
+            .into_iter()
+            .map(|i| Self::parse::<MembershipIndex>(i).map(|x| (x.merchant_id, x.role)))
+            .collect()
+    }
+
+    /// Members and pending invitations of a merchant.
+    pub async fn members(&self, m: &MerchantId) -> StoreResult<Vec<Membership>> {
+        let pk = keys::merchant_pk(m);
+        let mut out: Vec<Membership> = Vec::new();
+        for prefix in [keys::MEMBER_PREFIX, keys::INVITE_PREFIX] {
+            for item in self.query_prefix(pk.clone(), prefix, 1000).await? {
+                out.push(Self::parse(item)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Invites an e-mail address; the membership is pending until that user's next request.
+    pub async fn invite(&self, m: &MerchantId, email: &str, role: Role) -> StoreResult<Membership> {
+        if let Some(idx) = self
+            .get::<EmailIndex>(keys::email_pk(email), keys::EMAIL_USER_SK.into())
+            .await?
+            && self.membership(m, &idx.user_id).await?.is_some()
+        {
+            return Err(StoreError::Conflict("already a member"));
+        }
+        let invitation = Membership {
+            merchant_id: m.clone(),
+            user_id: None,
+            email: Some(email.to_owned()),
+            role,
+            status: MembershipStatus::Pending,
+            created_at: OffsetDateTime::now_utc(),
+        };
+        let index = InviteIndex {
+            merchant_id: m.clone(),
+            role,
+        };
+        let tx = vec![
+            self.tx_put(
+                Self::item(
+                    "invitation",
+                    keys::merchant_pk(m),
+                    keys::invite_sk(email),
+                    &invitation,
+                )?,
+                Some("attribute_not_exists(PK)"),
+            ),
+            self.tx_put(
+                Self::item(
+                    "invitation_index",
+                    keys::invite_index_pk(email),
+                    keys::invite_index_sk(m),
+                    &index,
+                )?,
+                None,
+            ),
+        ];
+        self.transact(tx, "already invited").await?;
+        if let Some(idx) = self
+            .get::<EmailIndex>(keys::email_pk(email), keys::EMAIL_USER_SK.into())
+            .await?
+        {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(
+                    keys::user_pk(&idx.user_id),
+                    keys::USER_PROFILE_SK,
+                )))
+                .update_expression("SET pending_invites = :t")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_values(":t", AttributeValue::Bool(true))
+                .send()
+                .await
+                .map_err(StoreError::dynamo)?;
+        }
+        Ok(invitation)
+    }
+
+    /// Changes an active member's role. Keeping at least one owner is the caller's rule to check.
+    pub async fn set_role(&self, m: &MerchantId, user: &UserId, role: Role) -> StoreResult<()> {
+        let mut membership = self
+            .membership(m, user)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        membership.role = role;
+        let index = MembershipIndex {
+            merchant_id: m.clone(),
+            role,
+        };
+        let tx = vec![
+            self.tx_put(
+                Self::item(
+                    "membership",
+                    keys::merchant_pk(m),
+                    keys::member_sk(user),
+                    &membership,
+                )?,
+                Some("attribute_exists(PK)"),
+            ),
+            self.tx_put(
+                Self::item(
+                    "membership_index",
+                    keys::user_pk(user),
+                    keys::membership_index_sk(m),
+                    &index,
+                )?,
+                None,
+            ),
+        ];
+        self.transact(tx, "membership changed").await
+    }
+
+    pub async fn remove_member(&self, m: &MerchantId, user: &UserId) -> StoreResult<()> {
+        let tx = vec![
+            self.tx_delete(keys::merchant_pk(m), keys::member_sk(user), true),
+            self.tx_delete(keys::user_pk(user), keys::membership_index_sk(m), false),
+        ];
+        self.transact(tx, "not a member").await
+    }
+}
