@@ -1,1 +1,243 @@
-//! placeholder
+//! `agent-reply`: sends an agent's queued reply through Meta's Send API, at most once.
+//!
+//! The protocol, per reply (a message in the store):
+//! - a reply whose outcome is known (`sent`, `delivered`, `read`, `failed`) is never sent again;
+//! - a send attempt is *claimed* with a conditional write (`queued → sending`, attempt n), so two
+//!   workers or a doubly delivered queue message cannot both send;
+//! - the reply's own id travels in the Send API `metadata`; Meta echoes it, and the echo marks the
+//!   reply `sent` even when our call timed out;
+//! - an attempt whose outcome is unknown (timeout, crash mid-call) is retried by the queue; it is
+//!   resent only once [`Config::echo_wait`] has passed without an echo, and at most
+//!   [`Config::max_attempts`] times in all.
+//! The window rules (24 h `RESPONSE`, 7 days `HUMAN_AGENT`) are checked again right before sending.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use ecomdrive_aws::store::connections::ConnectionStatus;
+use ecomdrive_aws::{Store, StoreError, TokenContext, TokenVault};
+use ecomdrive_core::ids::{ConversationId, MerchantId, MessageId, Mid};
+use ecomdrive_core::inbox::{Message, MessageStatus, reply_metadata};
+use ecomdrive_core::messaging_window::{ReplyMode, WindowClosed, reply_mode};
+use ecomdrive_core::send_errors::{SendErrorAction, classify_send_error};
+use ecomdrive_platforms::meta::{MessageTag, MessagingType, MetaClient, MetaConfig, MetaError, OutgoingMessage};
+use ecomdrive_platforms::outbound::OutboundHttp;
+use ecomdrive_runtime::secrets::{MetaAppSecrets, SecretCache};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// The queue message kind of a reply job.
+pub const REPLY_KIND: &str = "reply";
+
+/// What the `replies` queue carries: which reply to send (the text stays in the store).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReplyJob {
+    pub merchant_id: MerchantId,
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError {
+    #[error("the record is not a reply job: {0}")]
+    BadRecord(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the Page token could not be opened: {0}")]
+    Vault(String),
+    #[error("Meta app configuration: {0}")]
+    Config(String),
+    /// The queue retries the record later; nothing is lost.
+    #[error("will try again later: {0}")]
+    RetryLater(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub graph_base: String,
+    pub dialog_base: String,
+    pub graph_version: String,
+    /// How long an attempt with an unknown outcome waits for its echo before a resend.
+    pub echo_wait: Duration,
+    /// Attempts in all (first send and resends after unknown outcomes or temporary errors).
+    pub max_attempts: u32,
+}
+
+impl Config {
+    pub const DEFAULT_ECHO_WAIT: Duration = Duration::from_secs(120);
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+}
+
+#[derive(Clone)]
+pub struct AgentReply {
+    pub store: Store,
+    pub vault: TokenVault,
+    pub secrets: SecretCache<MetaAppSecrets>,
+    pub http: OutboundHttp,
+    pub config: Config,
+}
+
+/// How a job ended, for tests and logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    AlreadyDone,
+    /// Someone else holds the attempt right now.
+    Busy,
+    Failed(String),
+}
+
+impl AgentReply {
+    pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        ecomdrive_runtime::sqs::process_batch(event, |m| self.handle_record(m)).await
+    }
+
+    pub async fn handle_record(&self, record: SqsMessage) -> Result<(), ReplyError> {
+        let job: ReplyJob = serde_json::from_str(record.body.as_deref().unwrap_or_default())
+            .map_err(|e| ReplyError::BadRecord(e.to_string()))?;
+        let outcome = self.send(&job, OffsetDateTime::now_utc()).await?;
+        tracing::info!(message_id = %job.message_id, outcome = ?outcome_name(&outcome), "reply handled");
+        Ok(())
+    }
+
+    pub async fn send(&self, job: &ReplyJob, now: OffsetDateTime) -> Result<Outcome, ReplyError> {
+        let m = &job.merchant_id;
+        let Some(msg) = self.store.message(m, &job.conversation_id, &job.message_id).await? else {
+            // Deleted meanwhile (customer deletion): nothing to send.
+            return Ok(Outcome::AlreadyDone);
+        };
+        if msg.status.outcome_known() {
+            return Ok(Outcome::AlreadyDone);
+        }
+        if msg.status == MessageStatus::Sending {
+            let started = msg.attempt_started_at.unwrap_or(now);
+            let waited = now - started;
+            if waited < self.config.echo_wait {
+                return Err(ReplyError::RetryLater("waiting for the echo of the last attempt".into()));
+            }
+            if msg.attempts >= self.config.max_attempts {
+                self.store
+                    .finish_attempt(&msg, MessageStatus::Failed, Some("outcome unknown after the last attempt"))
+                    .await?;
+                return Ok(Outcome::Failed("outcome unknown".into()));
+            }
+        }
+        let Some(conv) = self.store.conversation(m, &job.conversation_id).await? else {
+            return Ok(Outcome::AlreadyDone);
+        };
+        // The window is checked again at send time: the reply may have waited in the queue.
+        let mode = match reply_mode(conv.last_customer_message_at, now) {
+            Ok(mode) => mode,
+            Err(closed) => {
+                let reason = match closed {
+                    WindowClosed::NeverWrote => "the customer has not written to this Page",
+                    WindowClosed::Expired => "outside the messaging window (more than 7 days since the customer's last message)",
+                };
+                return self.fail_unsent(&msg, now, reason).await;
+            }
+        };
+        let Some(page) = self.store.page_connection(m, &conv.page_id).await? else {
+            return self.fail_unsent(&msg, now, "the Page is not connected").await;
+        };
+        let sealed = match (&page.status, &page.token_ciphertext) {
+            (ConnectionStatus::Active, Some(t)) => t.clone(),
+            _ => return self.fail_unsent(&msg, now, "the Page is not connected").await,
+        };
+        if !self.store.claim_send_attempt(&msg, now).await? {
+            return Ok(Outcome::Busy);
+        }
+        let claimed = Message {
+            status: MessageStatus::Sending,
+            attempts: msg.attempts + 1,
+            ..msg
+        };
+        let token = self
+            .vault
+            .open(&TokenContext { merchant: m, integration: "messenger_page", resource: conv.page_id.as_str() }, &sealed)
+            .await
+            .map_err(|e| ReplyError::Vault(e.to_string()))?;
+        let meta = self.meta().await?;
+        let outgoing = OutgoingMessage {
+            recipient_psid: conv.psid.to_string(),
+            messaging_type: match mode {
+                ReplyMode::Response => MessagingType::Response,
+                ReplyMode::HumanAgent => MessagingType::MessageTag,
+            },
+            tag: (mode == ReplyMode::HumanAgent).then_some(MessageTag::HumanAgent),
+            text: claimed.text.clone().unwrap_or_default(),
+            metadata: Some(reply_metadata(&conv.id, &claimed.id)),
+        };
+        match meta.send_message(&token, &outgoing).await {
+            Ok(sent) => {
+                if let Some(mid) = Mid::parse(&sent.message_id) {
+                    self.store.record_sent(&claimed, &mid).await?;
+                }
+                Ok(Outcome::Sent)
+            }
+            Err(MetaError::Api { http_status, code, subcode, message }) => {
+                let error = format!("Meta error {code}{}: {message}", subcode.map(|s| format!("/{s}")).unwrap_or_default());
+                match classify_send_error(http_status, code, subcode) {
+                    SendErrorAction::Fail => {
+                        self.store.finish_attempt(&claimed, MessageStatus::Failed, Some(&error)).await?;
+                        Ok(Outcome::Failed(error))
+                    }
+                    SendErrorAction::TokenInvalid => {
+                        self.store.mark_page_token_invalid(m, &conv.page_id).await?;
+                        self.store.finish_attempt(&claimed, MessageStatus::Failed, Some(&error)).await?;
+                        Ok(Outcome::Failed(error))
+                    }
+                    SendErrorAction::Retry if claimed.attempts >= self.config.max_attempts => {
+                        self.store.finish_attempt(&claimed, MessageStatus::Failed, Some(&error)).await?;
+                        Ok(Outcome::Failed(error))
+                    }
+                    SendErrorAction::Retry => {
+                        // Meta refused it, so it was not sent: back to queued, the queue retries.
+                        self.store.finish_attempt(&claimed, MessageStatus::Queued, None).await?;
+                        Err(ReplyError::RetryLater(error))
+                    }
+                }
+            }
+            // Our own checks refused it before any call: it cannot succeed later.
+            Err(e @ (MetaError::Refused(_) | MetaError::InvalidInput(_))) => {
+                let error = e.to_string();
+                self.store.finish_attempt(&claimed, MessageStatus::Failed, Some(&error)).await?;
+                Ok(Outcome::Failed(error))
+            }
+            // Timeout, connection reset, unreadable answer: the outcome is unknown. The reply stays
+            // `sending`; its echo confirms it, or a later retry resends after the echo wait.
+            Err(e) => Err(ReplyError::RetryLater(format!("outcome unknown: {e}"))),
+        }
+    }
+
+    /// The reply was never sent and never will be: `failed` with the reason (E5).
+    async fn fail_unsent(&self, msg: &Message, now: OffsetDateTime, reason: &str) -> Result<Outcome, ReplyError> {
+        if self.store.claim_send_attempt(msg, now).await? {
+            let claimed = Message { status: MessageStatus::Sending, ..msg.clone() };
+            self.store.finish_attempt(&claimed, MessageStatus::Failed, Some(reason)).await?;
+        }
+        Ok(Outcome::Failed(reason.to_owned()))
+    }
+
+    async fn meta(&self) -> Result<MetaClient, ReplyError> {
+        let secrets = self.secrets.get().await.map_err(|e| ReplyError::Config(e.to_string()))?;
+        MetaClient::new(
+            self.http.clone(),
+            MetaConfig {
+                graph_base: self.config.graph_base.clone(),
+                dialog_base: self.config.dialog_base.clone(),
+                version: self.config.graph_version.clone(),
+                app_id: secrets.app_id.clone(),
+                app_secret: secrets.app_secret.clone(),
+            },
+        )
+        .map_err(|e| ReplyError::Config(e.to_string()))
+    }
+}
+
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Sent => "sent",
+        Outcome::AlreadyDone => "already_done",
+        Outcome::Busy => "busy",
+        Outcome::Failed(_) => "failed",
+    }
+}

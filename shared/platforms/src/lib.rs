@@ -1,1 +1,17 @@
-//! placeholder
+//! Clients for the outside platforms EcomDrive talks to (Meta's Graph API today, Amazon later).
+//!
+//! Every byte that leaves for the internet goes through [`outbound::OutboundHttp`], which refuses
+//! any host that is not one of the listed processors (POLICY E11, A12) before a connection is made.
+//! The platform clients ([`meta::MetaClient`]) are built on it and never hold a raw HTTP client.
+
+pub mod meta;
+pub mod outbound;
+
+pub use meta::{
+    MessageTag, MessagingType, MetaClient, MetaConfig, MetaError, OutgoingMessage, PageAccess,
+    SentMessage,
+};
+pub use outbound::{
+    AllowList, LoopbackPorts, Method, OutboundError, OutboundHttp, OutboundRequest,
+    OutboundResponse, Refusal, Timeouts,
+};

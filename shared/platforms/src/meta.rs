@@ -1,0 +1,723 @@
+//! Meta's Graph API, as the Messenger inbox uses it: Facebook Login (manual flow), the merchant's
+//! Pages, webhook subscription of a Page, and the Send API.
+//!
+//! Why it looks the way it does:
+//! - every call goes through [`OutboundHttp`], so only allow-listed hosts are reached (POLICY E11);
+//! - every call that carries an access token also carries `appsecret_proof`, so a stolen token is
+//!   useless without our app secret (Meta's "Securing Graph API requests");
+//! - tokens are [`Secret`]s and no error, `Debug` or log line of this module contains one
+//!   (POLICY E14): reqwest errors lose their URL, Meta's messages are scrubbed, and decode errors
+//!   keep only a position, never the offending value;
+//! - [`MetaError::Timeout`] is its own variant because a Send API call that timed out may have been
+//!   delivered: the caller must not treat it like a refusal.
+
+use std::fmt;
+
+use ecomdrive_core::Secret;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use sha2::Sha256;
+use url::Url;
+
+use crate::outbound::{OutboundError, OutboundHttp, OutboundRequest};
+
+/// The permissions the login dialog asks for, the fewest a Messenger inbox works with:
+/// - `pages_show_list`: list the Pages the merchant manages (`/me/accounts`) so they pick some (E1);
+/// - `pages_manage_metadata`: subscribe our app to a Page's webhooks (`/{page-id}/subscribed_apps`);
+/// - `pages_messaging`: receive the Page's messages and answer them with the Send API.
+///
+/// Not asked: `pages_read_engagement` (we read no posts or comments; the Page name comes with
+/// `/me/accounts`) and `business_management` (we manage no Business Manager assets).
+pub const MESSENGER_INBOX_SCOPES: &[&str] = &[
+    "pages_show_list",
+    "pages_manage_metadata",
+    "pages_messaging",
+];
+
+/// The webhook fields a Page is subscribed to: messages and their echoes (replies sent from
+/// Meta's own inbox), delivery and read receipts (message status, E5), postbacks and reactions.
+pub const MESSENGER_WEBHOOK_FIELDS: &[&str] = &[
+    "messages",
+    "message_echoes",
+    "message_deliveries",
+    "message_reads",
+    "messaging_postbacks",
+    "message_reactions",
+];
+
+/// Meta refuses message text of 2000 characters or more (Send API reference).
+pub const MAX_TEXT_CHARS: usize = 1999;
+/// Meta's limit on `message.metadata`.
+pub const MAX_METADATA_CHARS: usize = 1000;
+
+/// `/me/accounts` pages asked for and followed at most: 20 × 100 Pages is far beyond any merchant,
+/// and a paging loop must end even if Meta's answer never does.
+const PAGE_LIST_LIMIT: u32 = 100;
+const MAX_PAGE_LIST_REQUESTS: usize = 20;
+
+/// A Graph API answer is small JSON; anything bigger is refused rather than held in memory.
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// Meta's error messages are short; a longer one is cut so logs stay readable.
+const MAX_ERROR_MESSAGE_CHARS: usize = 500;
+
+/// Where Meta is and who we are to it.
+#[derive(Debug, Clone)]
+pub struct MetaConfig {
+    /// `https://graph.facebook.com` in production; the Meta sandbox's loopback URL locally.
+    pub graph_base: String,
+    /// `https://www.facebook.com` in production (the login dialog).
+    pub dialog_base: String,
+    /// Graph API version, e.g. `v23.0`.
+    pub version: String,
+    pub app_id: String,
+    pub app_secret: Secret,
+}
+
+impl MetaConfig {
+    pub fn production(app_id: impl Into<String>, app_secret: Secret) -> Self {
+        Self {
+            graph_base: "https://graph.facebook.com".into(),
+            dialog_base: "https://www.facebook.com".into(),
+            version: "v23.0".into(),
+            app_id: app_id.into(),
+            app_secret,
+        }
+    }
+}
+
+/// A Page the merchant manages, with the Page token our app may use for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageAccess {
+    pub id: String,
+    pub name: String,
+    pub access_token: Secret,
+}
+
+/// Why a message is sent: as an answer inside the 24-hour window, or tagged outside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessagingType {
+    /// `RESPONSE`: inside the standard messaging window.
+    Response,
+    /// `MESSAGE_TAG`: outside it; needs a [`MessageTag`].
+    MessageTag,
+}
+
+impl MessagingType {
+    fn as_meta(self) -> &'static str {
+        match self {
+            MessagingType::Response => "RESPONSE",
+            MessagingType::MessageTag => "MESSAGE_TAG",
+        }
+    }
+}
+
+/// The only tag the inbox uses: a human agent answering within 7 days (POLICY E12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageTag {
+    HumanAgent,
+}
+
+impl MessageTag {
+    fn as_meta(self) -> &'static str {
+        match self {
+            MessageTag::HumanAgent => "HUMAN_AGENT",
+        }
+    }
+}
+
+/// A text reply to a customer (identified by their Page-scoped id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    pub recipient_psid: String,
+    pub messaging_type: MessagingType,
+    /// Required with [`MessagingType::MessageTag`], refused with [`MessagingType::Response`].
+    pub tag: Option<MessageTag>,
+    pub text: String,
+    /// Comes back in the `message_echoes` webhook: we put our own message id here to match echoes.
+    pub metadata: Option<String>,
+}
+
+/// What Meta answered to a sent message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    pub message_id: String,
+    pub recipient_id: String,
+}
+
+/// What went wrong with a Graph API call. No variant ever contains a token or secret.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    /// Meta answered with its error object, e.g. code 10 / subcode 2018278 (outside the window),
+    /// 190 (token invalid), 4/32/613 (rate limits), 551 (person unavailable).
+    #[error("Meta refused (HTTP {http_status}, code {code}{}): {message}", subcode_text(*.subcode))]
+    Api {
+        http_status: u16,
+        code: i64,
+        subcode: Option<i64>,
+        /// Meta's message, with anything token-like removed.
+        message: String,
+    },
+    /// No answer in time: the call may or may not have taken effect (outcome unknown).
+    #[error("Meta did not answer in time; the outcome is unknown")]
+    Timeout,
+    /// The call failed on the way (connection refused, reset, a non-Meta error page...).
+    #[error("could not reach Meta: {0}")]
+    Transport(String),
+    /// Our allow-list refused the URL: nothing was sent.
+    #[error("{0}")]
+    Refused(OutboundError),
+    /// Meta answered 2xx with something we could not read.
+    #[error("unexpected answer from Meta: {0}")]
+    Decode(String),
+    /// Our own input was unusable (empty text, bad Page id...): nothing was sent.
+    #[error("invalid request to Meta: {0}")]
+    InvalidInput(String),
+}
+
+fn subcode_text(subcode: Option<i64>) -> String {
+    subcode.map(|s| format!("/{s}")).unwrap_or_default()
+}
+
+impl From<OutboundError> for MetaError {
+    fn from(error: OutboundError) -> Self {
+        match error {
+            OutboundError::Refused(_) => MetaError::Refused(error),
+            OutboundError::Timeout => MetaError::Timeout,
+            OutboundError::TooLarge { limit } => {
+                MetaError::Decode(format!("answer larger than {limit} bytes"))
+            }
+            other => MetaError::Transport(other.to_string()),
+        }
+    }
+}
+
+/// `appsecret_proof` of Meta's "Securing Graph API requests": hex HMAC-SHA256 of the access token,
+/// keyed with the app secret.
+pub fn appsecret_proof(app_secret: &Secret, access_token: &Secret) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(app_secret.expose().as_bytes())
+        .expect("HMAC-SHA256 accepts keys of any length");
+    mac.update(access_token.expose().as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The Graph API client. Cheap to clone.
+#[derive(Clone)]
+pub struct MetaClient {
+    http: OutboundHttp,
+    config: MetaConfig,
+    graph_base: Url,
+    dialog_base: Url,
+}
+
+impl fmt::Debug for MetaClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetaClient")
+            .field("graph_base", &self.graph_base.as_str())
+            .field("version", &self.config.version)
+            .field("app_id", &self.config.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetaClient {
+    /// Checks the configured base URLs against the allow-list now, so a misconfigured function
+    /// fails at start-up instead of at its first message.
+    pub fn new(http: OutboundHttp, config: MetaConfig) -> Result<Self, MetaError> {
+        let graph_base = http.check(&config.graph_base)?;
+        let dialog_base = http.check(&config.dialog_base)?;
+        if !is_graph_version(&config.version) {
+            return Err(MetaError::InvalidInput(format!(
+                "Graph API version `{}` is not of the form v23.0",
+                config.version
+            )));
+        }
+        Ok(Self {
+            http,
+            config,
+            graph_base,
+            dialog_base,
+        })
+    }
+
+    /// The login dialog URL the merchant's browser is sent to. `state` must be an unguessable
+    /// value the callback checks (CSRF); `redirect_uri` must match the one given to
+    /// [`MetaClient::exchange_code`] exactly.
+    pub fn authorize_url(&self, redirect_uri: &str, state: &str) -> String {
+        let mut url = versioned(
+            &self.dialog_base,
+            &self.config.version,
+            &["dialog", "oauth"],
+        );
+        url.query_pairs_mut()
+            .append_pair("client_id", &self.config.app_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("state", state)
+            .append_pair("response_type", "code")
+            .append_pair("scope", &MESSENGER_INBOX_SCOPES.join(","));
+        url.into()
+    }
+
+    /// Exchanges the `code` of the login callback for a (short-lived) user token.
+    ///
+    /// This call and the next carry `client_secret` itself, as Meta documents, and no
+    /// `appsecret_proof` (there is no access token yet to prove).
+    pub async fn exchange_code(&self, code: &str, redirect_uri: &str) -> Result<Secret, MetaError> {
+        let request = self
+            .http
+            .get(self.graph_url(&["oauth", "access_token"]).as_str())?;
+        let request = request.query(&[
+            ("client_id", self.config.app_id.as_str()),
+            ("redirect_uri", redirect_uri),
+            ("client_secret", self.config.app_secret.expose()),
+            ("code", code),
+        ]);
+        let answer: TokenAnswer = self
+            .call(request, &[self.config.app_secret.expose(), code])
+            .await?;
+        Ok(answer.access_token)
+    }
+
+    /// Exchanges a short-lived user token for a long-lived one (about 60 days). Page tokens got
+    /// with a long-lived user token do not expire.
+    pub async fn long_lived_user_token(&self, short: &Secret) -> Result<Secret, MetaError> {
+        let request = self
+            .http
+            .get(self.graph_url(&["oauth", "access_token"]).as_str())?;
+        let request = request.query(&[
+            ("grant_type", "fb_exchange_token"),
+            ("client_id", self.config.app_id.as_str()),
+            ("client_secret", self.config.app_secret.expose()),
+            ("fb_exchange_token", short.expose()),
+        ]);
+        let answer: TokenAnswer = self
+            .call(request, &[self.config.app_secret.expose(), short.expose()])
+            .await?;
+        Ok(answer.access_token)
+    }
+
+    /// The Pages the user manages, with their Page tokens, following Meta's cursors to the end.
+    ///
+    /// A Page listed without an `access_token` (the user has no task on it that allows one) cannot
+    /// be connected, so it is left out.
+    pub async fn pages(&self, user_token: &Secret) -> Result<Vec<PageAccess>, MetaError> {
+        let url = self.graph_url(&["me", "accounts"]);
+        let proof = self.proof(user_token);
+        let limit = PAGE_LIST_LIMIT.to_string();
+        let mut pages = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_PAGE_LIST_REQUESTS {
+            let mut query = vec![
+                ("fields", "id,name,access_token"),
+                ("limit", limit.as_str()),
+                ("access_token", user_token.expose()),
+                ("appsecret_proof", proof.as_str()),
+            ];
+            if let Some(cursor) = after.as_deref() {
+                query.push(("after", cursor));
+            }
+            let request = self.http.get(url.as_str())?.query(&query);
+            let answer: AccountsAnswer = self.call(request, &[user_token.expose()]).await?;
+            pages.extend(answer.data.into_iter().filter_map(|page| {
+                Some(PageAccess {
+                    access_token: page.access_token?,
+                    id: page.id,
+                    name: page.name,
+                })
+            }));
+            // Meta leaves out `next` on the last page; the cursor is what we follow (the `next`
+            // URL would repeat the token and lacks our appsecret_proof).
+            match answer.paging.and_then(Paging::next_cursor) {
+                Some(cursor) => after = Some(cursor),
+                None => return Ok(pages),
+            }
+        }
+        Err(MetaError::Decode(format!(
+            "the list of Pages did not end after {MAX_PAGE_LIST_REQUESTS} requests"
+        )))
+    }
+
+    /// Subscribes our app to the Page's webhook `fields` (usually [`MESSENGER_WEBHOOK_FIELDS`]).
+    pub async fn subscribe_page(
+        &self,
+        page_id: &str,
+        page_token: &Secret,
+        fields: &[&str],
+    ) -> Result<(), MetaError> {
+        if fields.is_empty() {
+            return Err(MetaError::InvalidInput(
+                "at least one webhook field is needed".into(),
+            ));
+        }
+        let url = self.page_url(page_id, "subscribed_apps")?;
+        let proof = self.proof(page_token);
+        let request = self.http.post(url.as_str())?.form(&[
+            ("subscribed_fields", fields.join(",").as_str()),
+            ("access_token", page_token.expose()),
+            ("appsecret_proof", proof.as_str()),
+        ]);
+        let answer: SuccessAnswer = self.call(request, &[page_token.expose()]).await?;
+        answer.into_result("subscribe the Page")
+    }
+
+    /// Removes our app's webhook subscription from the Page (disconnect, E15).
+    pub async fn unsubscribe_page(
+        &self,
+        page_id: &str,
+        page_token: &Secret,
+    ) -> Result<(), MetaError> {
+        let url = self.page_url(page_id, "subscribed_apps")?;
+        let proof = self.proof(page_token);
+        let request = self.http.delete(url.as_str())?.query(&[
+            ("access_token", page_token.expose()),
+            ("appsecret_proof", proof.as_str()),
+        ]);
+        let answer: SuccessAnswer = self.call(request, &[page_token.expose()]).await?;
+        answer.into_result("unsubscribe the Page")
+    }
+
+    /// Sends a text message with the Send API (`POST /me/messages` with the Page token, as the
+    /// form fields Meta documents). The window rules are the caller's (domain) job; this checks
+    /// only what Meta would refuse anyway, before spending a call.
+    pub async fn send_message(
+        &self,
+        page_token: &Secret,
+        message: &OutgoingMessage,
+    ) -> Result<SentMessage, MetaError> {
+        check_outgoing(message)?;
+        let recipient = serde_json::json!({ "id": message.recipient_psid }).to_string();
+        let mut content = serde_json::json!({ "text": message.text });
+        if let Some(metadata) = &message.metadata {
+            content["metadata"] = serde_json::Value::String(metadata.clone());
+        }
+        let content = content.to_string();
+        let proof = self.proof(page_token);
+        let mut form = vec![
+            ("recipient", recipient.as_str()),
+            ("messaging_type", message.messaging_type.as_meta()),
+            ("message", content.as_str()),
+            ("access_token", page_token.expose()),
+            ("appsecret_proof", proof.as_str()),
+        ];
+        if let Some(tag) = message.tag {
+            form.push(("tag", tag.as_meta()));
+        }
+        let url = self.graph_url(&["me", "messages"]);
+        let request = self.http.post(url.as_str())?.form(&form);
+        let answer: SendAnswer = self.call(request, &[page_token.expose()]).await?;
+        Ok(SentMessage {
+            message_id: answer.message_id,
+            // Meta always returns it for a PSID recipient; if it ever did not, the message was
+            // still sent, so it must not turn into an error.
+            recipient_id: answer
+                .recipient_id
+                .unwrap_or_else(|| message.recipient_psid.clone()),
+        })
+    }
+
+    fn proof(&self, access_token: &Secret) -> String {
+        appsecret_proof(&self.config.app_secret, access_token)
+    }
+
+    fn graph_url(&self, segments: &[&str]) -> Url {
+        versioned(&self.graph_base, &self.config.version, segments)
+    }
+
+    fn page_url(&self, page_id: &str, edge: &str) -> Result<Url, MetaError> {
+        // Meta's ids are digits; the sandbox may use letters. Never `/`, `.` or `?`: an id must not
+        // be able to point the request at another path.
+        let valid = !page_id.is_empty()
+            && page_id.len() <= 64
+            && page_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(MetaError::InvalidInput(
+                "a Page id is letters, digits, `_` or `-`".into(),
+            ));
+        }
+        Ok(self.graph_url(&[page_id, edge]))
+    }
+
+    /// Sends, reads a bounded body, and turns it into `T` or a [`MetaError`]. `secrets` are the
+    /// credentials this request carried: they are scrubbed from Meta's error message.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        request: OutboundRequest,
+        secrets: &[&str],
+    ) -> Result<T, MetaError> {
+        let response = request.send().await?;
+        let status = response.status();
+        let body = response.bytes_bounded(MAX_ANSWER_BYTES).await?;
+        if !status.is_success() {
+            return Err(api_error(status.as_u16(), &body, secrets));
+        }
+        serde_json::from_slice(&body).map_err(|e| {
+            // serde_json's message can quote the offending value (maybe a token): keep its kind
+            // and position only.
+            MetaError::Decode(format!(
+                "{:?} error at line {} column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })
+    }
+}
+
+fn is_graph_version(version: &str) -> bool {
+    let Some(number) = version.strip_prefix('v') else {
+        return false;
+    };
+    let mut parts = number.split('.');
+    let digits =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
+}
+
+/// `base` + `/{version}/{segments...}`, each segment percent-encoded.
+fn versioned(base: &Url, version: &str, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    url.set_query(None);
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().push(version).extend(segments);
+    }
+    url
+}
+
+fn check_outgoing(message: &OutgoingMessage) -> Result<(), MetaError> {
+    let invalid = |why: &str| Err(MetaError::InvalidInput(why.to_owned()));
+    if message.recipient_psid.trim().is_empty() {
+        return invalid("the recipient's Page-scoped id is empty");
+    }
+    if message.text.trim().is_empty() {
+        return invalid("the message text is empty");
+    }
+    if message.text.chars().count() > MAX_TEXT_CHARS {
+        return invalid("the message text is 2000 characters or more");
+    }
+    let metadata_chars = message.metadata.as_deref().map_or(0, |m| m.chars().count());
+    if metadata_chars > MAX_METADATA_CHARS {
+        return invalid("the message metadata is longer than 1000 characters");
+    }
+    match (message.messaging_type, message.tag) {
+        (MessagingType::MessageTag, None) => invalid("MESSAGE_TAG needs a tag"),
+        (MessagingType::Response, Some(_)) => invalid("a RESPONSE carries no tag"),
+        _ => Ok(()),
+    }
+}
+
+/// Meta's error object, or a transport error if the body is not one (a proxy's 502 page...).
+fn api_error(http_status: u16, body: &[u8], secrets: &[&str]) -> MetaError {
+    match serde_json::from_slice::<ErrorAnswer>(body) {
+        Ok(ErrorAnswer { error }) => MetaError::Api {
+            http_status,
+            code: error.code,
+            subcode: error.error_subcode,
+            message: scrub(&error.message, secrets),
+        },
+        Err(_) => MetaError::Transport(format!(
+            "HTTP {http_status} without a Graph API error object"
+        )),
+    }
+}
+
+/// Removes the request's credentials and anything that looks like a token from Meta's message,
+/// and cuts it to a readable length.
+fn scrub(message: &str, secrets: &[&str]) -> String {
+    let mut text = message.to_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        text = text.replace(secret, "***");
+    }
+    // Tokens are long runs of letters, digits and a few symbols; Meta's words are short.
+    let scrubbed: Vec<&str> = text
+        .split(' ')
+        .map(|word| if looks_like_token(word) { "***" } else { word })
+        .collect();
+    let text = scrubbed.join(" ");
+    match text.char_indices().nth(MAX_ERROR_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+fn looks_like_token(word: &str) -> bool {
+    let core = word.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    core.len() >= 32
+        && core
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'|' | b'.'))
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: Secret,
+}
+
+#[derive(Deserialize)]
+struct AccountsAnswer {
+    #[serde(default)]
+    data: Vec<AccountEntry>,
+    paging: Option<Paging>,
+}
+
+#[derive(Deserialize)]
+struct AccountEntry {
+    id: String,
+    #[serde(default)]
+    name: String,
+    access_token: Option<Secret>,
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    cursors: Option<Cursors>,
+    next: Option<String>,
+}
+
+impl Paging {
+    fn next_cursor(self) -> Option<String> {
+        self.next.as_ref()?;
+        self.cursors?.after.filter(|after| !after.is_empty())
+    }
+}
+
+#[derive(Deserialize)]
+struct Cursors {
+    after: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SuccessAnswer {
+    success: bool,
+}
+
+impl SuccessAnswer {
+    fn into_result(self, what: &str) -> Result<(), MetaError> {
+        if self.success {
+            Ok(())
+        } else {
+            Err(MetaError::Decode(format!(
+                "Meta answered success=false to the request to {what}"
+            )))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SendAnswer {
+    message_id: String,
+    recipient_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    error: GraphError,
+}
+
+#[derive(Deserialize)]
+struct GraphError {
+    #[serde(default)]
+    message: String,
+    code: i64,
+    error_subcode: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appsecret_proof_is_hex_hmac_sha256_of_the_token_keyed_by_the_app_secret() {
+        // Reference value: printf 'token' | openssl dgst -sha256 -hmac 'secret'
+        let proof = appsecret_proof(&Secret::new("secret"), &Secret::new("token"));
+        assert_eq!(
+            proof,
+            "e941110e3d2bfe82621f0e3e1434730d7305d106c5f68c87165d0b27a4611a4a"
+        );
+    }
+
+    #[test]
+    fn scrub_removes_the_request_credentials_and_token_like_words() {
+        let message = "Invalid OAuth access token EAABsbCS1iHgBAKZCZCw1234567890abcdefghijk. \
+                       Also secret-code-123 was wrong";
+        let scrubbed = scrub(message, &["secret-code-123"]);
+        assert_eq!(
+            scrubbed,
+            "Invalid OAuth access token *** Also *** was wrong"
+        );
+    }
+
+    #[test]
+    fn scrub_keeps_meta_messages_readable_and_short() {
+        let message = "(#10) This message is sent outside of allowed window.";
+        assert_eq!(scrub(message, &[]), message);
+        let long = "word ".repeat(200);
+        let cut = scrub(&long, &[]);
+        assert_eq!(cut.chars().count(), MAX_ERROR_MESSAGE_CHARS + 1);
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn graph_versions_must_look_like_meta_versions() {
+        assert!(is_graph_version("v23.0"));
+        assert!(is_graph_version("v9.10"));
+        for bad in ["23.0", "v23", "v23.0/../me", "v.0", "v23.0.1", ""] {
+            assert!(!is_graph_version(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn outgoing_messages_that_meta_would_refuse_are_refused_before_a_call() {
+        let ok = OutgoingMessage {
+            recipient_psid: "24001".into(),
+            messaging_type: MessagingType::Response,
+            tag: None,
+            text: "Your order ships today".into(),
+            metadata: Some("msg-01".into()),
+        };
+        assert!(check_outgoing(&ok).is_ok());
+        let tagged = OutgoingMessage {
+            messaging_type: MessagingType::MessageTag,
+            tag: Some(MessageTag::HumanAgent),
+            ..ok.clone()
+        };
+        assert!(check_outgoing(&tagged).is_ok());
+
+        let cases = [
+            OutgoingMessage {
+                text: "  ".into(),
+                ..ok.clone()
+            },
+            OutgoingMessage {
+                text: "x".repeat(2000),
+                ..ok.clone()
+            },
+            OutgoingMessage {
+                recipient_psid: String::new(),
+                ..ok.clone()
+            },
+            OutgoingMessage {
+                metadata: Some("m".repeat(1001)),
+                ..ok.clone()
+            },
+            OutgoingMessage {
+                messaging_type: MessagingType::MessageTag,
+                tag: None,
+                ..ok.clone()
+            },
+            OutgoingMessage {
+                tag: Some(MessageTag::HumanAgent),
+                ..ok.clone()
+            },
+        ];
+        for case in cases {
+            assert!(
+                matches!(check_outgoing(&case), Err(MetaError::InvalidInput(_))),
+                "{case:?}"
+            );
+        }
+    }
+}
