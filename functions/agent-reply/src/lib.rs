@@ -14,27 +14,18 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use ecomdrive_aws::store::connections::ConnectionStatus;
 use ecomdrive_aws::{Store, StoreError, TokenContext, TokenVault};
-use ecomdrive_core::ids::{ConversationId, MerchantId, MessageId, Mid};
+use ecomdrive_core::ids::Mid;
 use ecomdrive_core::inbox::{Message, MessageStatus, reply_metadata};
+pub use ecomdrive_core::inbox::{REPLY_KIND, ReplyJob};
 use ecomdrive_core::messaging_window::{ReplyMode, WindowClosed, reply_mode};
 use ecomdrive_core::send_errors::{SendErrorAction, classify_send_error};
-use ecomdrive_platforms::meta::{MessageTag, MessagingType, MetaClient, MetaConfig, MetaError, OutgoingMessage};
+use ecomdrive_platforms::meta::{
+    MessageTag, MessagingType, MetaClient, MetaConfig, MetaError, OutgoingMessage,
+};
 use ecomdrive_platforms::outbound::OutboundHttp;
 use ecomdrive_runtime::secrets::{MetaAppSecrets, SecretCache};
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use time::OffsetDateTime;
-
-/// The queue message kind of a reply job.
-pub const REPLY_KIND: &str = "reply";
-
-/// What the `replies` queue carries: which reply to send (the text stays in the store).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ReplyJob {
-    pub merchant_id: MerchantId,
-    pub conversation_id: ConversationId,
-    pub message_id: MessageId,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplyError {
@@ -101,7 +92,11 @@ impl AgentReply {
 
     pub async fn send(&self, job: &ReplyJob, now: OffsetDateTime) -> Result<Outcome, ReplyError> {
         let m = &job.merchant_id;
-        let Some(msg) = self.store.message(m, &job.conversation_id, &job.message_id).await? else {
+        let Some(msg) = self
+            .store
+            .message(m, &job.conversation_id, &job.message_id)
+            .await?
+        else {
             // Deleted meanwhile (customer deletion): nothing to send.
             return Ok(Outcome::AlreadyDone);
         };
@@ -112,11 +107,17 @@ impl AgentReply {
             let started = msg.attempt_started_at.unwrap_or(now);
             let waited = now - started;
             if waited < self.config.echo_wait {
-                return Err(ReplyError::RetryLater("waiting for the echo of the last attempt".into()));
+                return Err(ReplyError::RetryLater(
+                    "waiting for the echo of the last attempt".into(),
+                ));
             }
             if msg.attempts >= self.config.max_attempts {
                 self.store
-                    .finish_attempt(&msg, MessageStatus::Failed, Some("outcome unknown after the last attempt"))
+                    .finish_attempt(
+                        &msg,
+                        MessageStatus::Failed,
+                        Some("outcome unknown after the last attempt"),
+                    )
                     .await?;
                 return Ok(Outcome::Failed("outcome unknown".into()));
             }
@@ -130,17 +131,25 @@ impl AgentReply {
             Err(closed) => {
                 let reason = match closed {
                     WindowClosed::NeverWrote => "the customer has not written to this Page",
-                    WindowClosed::Expired => "outside the messaging window (more than 7 days since the customer's last message)",
+                    WindowClosed::Expired => {
+                        "outside the messaging window (more than 7 days since the customer's last message)"
+                    }
                 };
                 return self.fail_unsent(&msg, now, reason).await;
             }
         };
         let Some(page) = self.store.page_connection(m, &conv.page_id).await? else {
-            return self.fail_unsent(&msg, now, "the Page is not connected").await;
+            return self
+                .fail_unsent(&msg, now, "the Page is not connected")
+                .await;
         };
         let sealed = match (&page.status, &page.token_ciphertext) {
             (ConnectionStatus::Active, Some(t)) => t.clone(),
-            _ => return self.fail_unsent(&msg, now, "the Page is not connected").await,
+            _ => {
+                return self
+                    .fail_unsent(&msg, now, "the Page is not connected")
+                    .await;
+            }
         };
         if !self.store.claim_send_attempt(&msg, now).await? {
             return Ok(Outcome::Busy);
@@ -152,7 +161,14 @@ impl AgentReply {
         };
         let token = self
             .vault
-            .open(&TokenContext { merchant: m, integration: "messenger_page", resource: conv.page_id.as_str() }, &sealed)
+            .open(
+                &TokenContext {
+                    merchant: m,
+                    integration: "messenger_page",
+                    resource: conv.page_id.as_str(),
+                },
+                &sealed,
+            )
             .await
             .map_err(|e| ReplyError::Vault(e.to_string()))?;
         let meta = self.meta().await?;
@@ -173,25 +189,41 @@ impl AgentReply {
                 }
                 Ok(Outcome::Sent)
             }
-            Err(MetaError::Api { http_status, code, subcode, message }) => {
-                let error = format!("Meta error {code}{}: {message}", subcode.map(|s| format!("/{s}")).unwrap_or_default());
+            Err(MetaError::Api {
+                http_status,
+                code,
+                subcode,
+                message,
+            }) => {
+                let error = format!(
+                    "Meta error {code}{}: {message}",
+                    subcode.map(|s| format!("/{s}")).unwrap_or_default()
+                );
                 match classify_send_error(http_status, code, subcode) {
                     SendErrorAction::Fail => {
-                        self.store.finish_attempt(&claimed, MessageStatus::Failed, Some(&error)).await?;
+                        self.store
+                            .finish_attempt(&claimed, MessageStatus::Failed, Some(&error))
+                            .await?;
                         Ok(Outcome::Failed(error))
                     }
                     SendErrorAction::TokenInvalid => {
                         self.store.mark_page_token_invalid(m, &conv.page_id).await?;
-                        self.store.finish_attempt(&claimed, MessageStatus::Failed, Some(&error)).await?;
+                        self.store
+                            .finish_attempt(&claimed, MessageStatus::Failed, Some(&error))
+                            .await?;
                         Ok(Outcome::Failed(error))
                     }
                     SendErrorAction::Retry if claimed.attempts >= self.config.max_attempts => {
-                        self.store.finish_attempt(&claimed, MessageStatus::Failed, Some(&error)).await?;
+                        self.store
+                            .finish_attempt(&claimed, MessageStatus::Failed, Some(&error))
+                            .await?;
                         Ok(Outcome::Failed(error))
                     }
                     SendErrorAction::Retry => {
                         // Meta refused it, so it was not sent: back to queued, the queue retries.
-                        self.store.finish_attempt(&claimed, MessageStatus::Queued, None).await?;
+                        self.store
+                            .finish_attempt(&claimed, MessageStatus::Queued, None)
+                            .await?;
                         Err(ReplyError::RetryLater(error))
                     }
                 }
@@ -199,7 +231,9 @@ impl AgentReply {
             // Our own checks refused it before any call: it cannot succeed later.
             Err(e @ (MetaError::Refused(_) | MetaError::InvalidInput(_))) => {
                 let error = e.to_string();
-                self.store.finish_attempt(&claimed, MessageStatus::Failed, Some(&error)).await?;
+                self.store
+                    .finish_attempt(&claimed, MessageStatus::Failed, Some(&error))
+                    .await?;
                 Ok(Outcome::Failed(error))
             }
             // Timeout, connection reset, unreadable answer: the outcome is unknown. The reply stays
@@ -209,16 +243,30 @@ impl AgentReply {
     }
 
     /// The reply was never sent and never will be: `failed` with the reason (E5).
-    async fn fail_unsent(&self, msg: &Message, now: OffsetDateTime, reason: &str) -> Result<Outcome, ReplyError> {
+    async fn fail_unsent(
+        &self,
+        msg: &Message,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> Result<Outcome, ReplyError> {
         if self.store.claim_send_attempt(msg, now).await? {
-            let claimed = Message { status: MessageStatus::Sending, ..msg.clone() };
-            self.store.finish_attempt(&claimed, MessageStatus::Failed, Some(reason)).await?;
+            let claimed = Message {
+                status: MessageStatus::Sending,
+                ..msg.clone()
+            };
+            self.store
+                .finish_attempt(&claimed, MessageStatus::Failed, Some(reason))
+                .await?;
         }
         Ok(Outcome::Failed(reason.to_owned()))
     }
 
     async fn meta(&self) -> Result<MetaClient, ReplyError> {
-        let secrets = self.secrets.get().await.map_err(|e| ReplyError::Config(e.to_string()))?;
+        let secrets = self
+            .secrets
+            .get()
+            .await
+            .map_err(|e| ReplyError::Config(e.to_string()))?;
         MetaClient::new(
             self.http.clone(),
             MetaConfig {

@@ -11,9 +11,18 @@ async fn main() -> Result<(), lambda::Error> {
     logging::init_tracing();
     let sdk = aws_config::load_from_env().await;
     let reply = Arc::new(AgentReply {
-        store: Store::new(aws_sdk_dynamodb::Client::new(&sdk), env::required("TABLE_NAME")?),
-        vault: TokenVault::new(aws_sdk_kms::Client::new(&sdk), env::required("TOKEN_KEY_ID")?),
-        secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(&sdk), env::required("META_SECRET_ID")?),
+        store: Store::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            env::required("TABLE_NAME")?,
+        ),
+        vault: TokenVault::new(
+            aws_sdk_kms::Client::new(&sdk),
+            env::required("TOKEN_KEY_ID")?,
+        ),
+        secrets: SecretCache::new(
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            env::required("META_SECRET_ID")?,
+        ),
         http: OutboundHttp::new(AllowList::production(), Timeouts::default())?,
         config: Config {
             graph_base: env::required("META_GRAPH_BASE")?,

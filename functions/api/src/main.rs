@@ -1,1 +1,47 @@
-fn main() {}
+//! Lambda entry point of `api`: wires the clients and serves the router.
+
+use ecomdrive_api::{ApiConfig, AppState, router};
+use ecomdrive_aws::{Queue, Store, TokenVault};
+use ecomdrive_platforms::outbound::{AllowList, OutboundHttp, Timeouts};
+use ecomdrive_runtime::auth::{JwtConfig, JwtVerifier};
+use ecomdrive_runtime::{env, lambda, logging, secrets::SecretCache};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda::Error> {
+    logging::init_tracing();
+    let sdk = aws_config::load_from_env().await;
+    let jwt = JwtConfig {
+        issuer: env::required("JWT_ISSUER")?,
+        jwks_url: env::required("JWT_JWKS_URL")?,
+        client_ids: env::required_list("JWT_CLIENT_IDS")?,
+    };
+    let state = AppState {
+        store: Store::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            env::required("TABLE_NAME")?,
+        ),
+        vault: TokenVault::new(
+            aws_sdk_kms::Client::new(&sdk),
+            env::required("TOKEN_KEY_ID")?,
+        ),
+        replies: Queue::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            env::required("REPLIES_QUEUE_URL")?,
+        ),
+        secrets: SecretCache::new(
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            env::required("META_SECRET_ID")?,
+        ),
+        http: OutboundHttp::new(AllowList::production(), Timeouts::default())?,
+        jwt: JwtVerifier::new(jwt, reqwest::Client::new()),
+        config: Arc::new(ApiConfig {
+            public_base_url: env::required("PUBLIC_BASE_URL")?,
+            spa_origin: env::optional("SPA_ORIGIN")?,
+            graph_base: env::required("META_GRAPH_BASE")?,
+            dialog_base: env::required("META_DIALOG_BASE")?,
+            graph_version: env::required("META_GRAPH_VERSION")?,
+        }),
+    };
+    lambda::run_http(router(state)).await
+}

@@ -117,21 +117,50 @@ impl Ingest {
         counts: &mut DeliveryCounts,
     ) -> Result<(), IngestError> {
         match event {
-            MessengerEvent::Message { page, psid, mid, at, text, attachments } => {
+            MessengerEvent::Message {
+                page,
+                psid,
+                mid,
+                at,
+                text,
+                attachments,
+            } => {
                 let incoming = IncomingMessage {
-                    page, psid, mid, at, text,
+                    page,
+                    psid,
+                    mid,
+                    at,
+                    text,
                     direction: Direction::Inbound,
                     attachments: pending(&attachments),
                     postback_payload: None,
                 };
                 self.store_message(m, incoming, &attachments, counts).await
             }
-            MessengerEvent::Postback { page, psid, mid, at, title, payload } => {
+            MessengerEvent::Postback {
+                page,
+                psid,
+                mid,
+                at,
+                title,
+                payload,
+            } => {
                 // A postback may come without a mid: its time and sender identify it just as well.
-                let mid = mid.or_else(|| Mid::parse(&format!("pb-{psid}-{}", at.unix_timestamp_nanos() / 1_000_000)));
-                let Some(mid) = mid else { counts.skipped_unknown += 1; return Ok(()) };
+                let mid = mid.or_else(|| {
+                    Mid::parse(&format!(
+                        "pb-{psid}-{}",
+                        at.unix_timestamp_nanos() / 1_000_000
+                    ))
+                });
+                let Some(mid) = mid else {
+                    counts.skipped_unknown += 1;
+                    return Ok(());
+                };
                 let incoming = IncomingMessage {
-                    page, psid, mid, at,
+                    page,
+                    psid,
+                    mid,
+                    at,
                     text: Some(title),
                     direction: Direction::Inbound,
                     attachments: Vec::new(),
@@ -139,11 +168,25 @@ impl Ingest {
                 };
                 self.store_message(m, incoming, &[], counts).await
             }
-            MessengerEvent::Echo { page, psid, mid, at, text, attachments, metadata } => {
+            MessengerEvent::Echo {
+                page,
+                psid,
+                mid,
+                at,
+                text,
+                attachments,
+                metadata,
+            } => {
                 if let Some((conv, msg)) = metadata.as_deref().and_then(parse_reply_metadata) {
                     match self.store.confirm_reply(m, &conv, &msg, &mid).await {
-                        Ok(true) => { counts.replies_confirmed += 1; return Ok(()) }
-                        Ok(false) => { counts.duplicates += 1; return Ok(()) }
+                        Ok(true) => {
+                            counts.replies_confirmed += 1;
+                            return Ok(());
+                        }
+                        Ok(false) => {
+                            counts.duplicates += 1;
+                            return Ok(());
+                        }
                         // Not one of ours after all: store it like any echo.
                         Err(StoreError::NotFound) => {}
                         Err(e) => return Err(e.into()),
@@ -155,24 +198,49 @@ impl Ingest {
                 }
                 // Typed by a person in Meta's own inbox: part of the support history too.
                 let incoming = IncomingMessage {
-                    page, psid, mid, at, text,
+                    page,
+                    psid,
+                    mid,
+                    at,
+                    text,
                     direction: Direction::Outbound,
                     attachments: pending(&attachments),
                     postback_payload: None,
                 };
                 self.store_message(m, incoming, &attachments, counts).await
             }
-            MessengerEvent::Delivered { page, psid, watermark } => {
-                counts.statuses_moved += self.store.apply_watermark(m, &page, &psid, watermark, MessageStatus::Delivered).await?;
+            MessengerEvent::Delivered {
+                page,
+                psid,
+                watermark,
+            } => {
+                counts.statuses_moved += self
+                    .store
+                    .apply_watermark(m, &page, &psid, watermark, MessageStatus::Delivered)
+                    .await?;
                 Ok(())
             }
-            MessengerEvent::Read { page, psid, watermark } => {
-                counts.statuses_moved += self.store.apply_watermark(m, &page, &psid, watermark, MessageStatus::Read).await?;
+            MessengerEvent::Read {
+                page,
+                psid,
+                watermark,
+            } => {
+                counts.statuses_moved += self
+                    .store
+                    .apply_watermark(m, &page, &psid, watermark, MessageStatus::Read)
+                    .await?;
                 Ok(())
             }
-            MessengerEvent::Reaction { mid, action, reaction, .. } => {
+            MessengerEvent::Reaction {
+                mid,
+                action,
+                reaction,
+                ..
+            } => {
                 let reaction = (action != "unreact").then_some(reaction).flatten();
-                self.store.record_reaction(m, &mid, reaction.as_deref()).await?;
+                self.store
+                    .record_reaction(m, &mid, reaction.as_deref())
+                    .await?;
                 Ok(())
             }
         }
@@ -221,11 +289,18 @@ impl Ingest {
             size: None,
             content_type: None,
         };
-        match self.http.fetch_bounded(&job.url, MAX_ATTACHMENT_BYTES).await {
+        match self
+            .http
+            .fetch_bounded(&job.url, MAX_ATTACHMENT_BYTES)
+            .await
+        {
             Ok((bytes, content_type)) => {
                 let key = merchant_key(
                     m,
-                    &format!("attachments/{}/{}/{}", job.conversation_id, job.message_id, job.index),
+                    &format!(
+                        "attachments/{}/{}/{}",
+                        job.conversation_id, job.message_id, job.index
+                    ),
                 );
                 let size = bytes.len() as u64;
                 self.blobs
@@ -251,14 +326,18 @@ impl Ingest {
     }
 }
 
-
 fn pending(attachments: &[Attachment]) -> Vec<StoredAttachment> {
     attachments
         .iter()
         .map(|a| StoredAttachment {
             kind: a.kind.clone(),
             object_key: None,
-            state: if a.url.is_some() { "pending" } else { "unavailable" }.into(),
+            state: if a.url.is_some() {
+                "pending"
+            } else {
+                "unavailable"
+            }
+            .into(),
             size: None,
             content_type: None,
         })

@@ -11,9 +11,15 @@ async fn main() -> Result<(), lambda::Error> {
     logging::init_tracing();
     let sdk = aws_config::load_from_env().await;
     let ingest = Arc::new(Ingest {
-        store: Store::new(aws_sdk_dynamodb::Client::new(&sdk), env::required("TABLE_NAME")?),
+        store: Store::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            env::required("TABLE_NAME")?,
+        ),
         blobs: Blobs::new(s3_client(&sdk), env::required("DATA_BUCKET")?),
-        inbound: Queue::new(aws_sdk_sqs::Client::new(&sdk), env::required("INBOUND_QUEUE_URL")?),
+        inbound: Queue::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            env::required("INBOUND_QUEUE_URL")?,
+        ),
         http: OutboundHttp::new(AllowList::production(), Timeouts::default())?,
     });
     lambda::run_sqs(move |record| {

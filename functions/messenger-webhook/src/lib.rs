@@ -51,11 +51,14 @@ async fn verify(State(state): State<WebhookState>, Query(q): Query<Verification>
             return Problem::service_unavailable().into_response();
         }
     };
-    let token_ok = q.verify_token.as_deref().is_some_and(|t| {
-        bool::from(t.as_bytes().ct_eq(secrets.verify_token.expose().as_bytes()))
-    });
+    let token_ok = q
+        .verify_token
+        .as_deref()
+        .is_some_and(|t| bool::from(t.as_bytes().ct_eq(secrets.verify_token.expose().as_bytes())));
     match (q.mode.as_deref(), q.challenge) {
-        (Some("subscribe"), Some(challenge)) if token_ok => (StatusCode::OK, challenge).into_response(),
+        (Some("subscribe"), Some(challenge)) if token_ok => {
+            (StatusCode::OK, challenge).into_response()
+        }
         _ => Problem::forbidden().into_response(),
     }
 }
@@ -73,7 +76,10 @@ async fn receive(State(state): State<WebhookState>, headers: HeaderMap, body: By
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
     if !signature_is_valid(secrets.app_secret.expose().as_bytes(), &body, signature) {
-        tracing::warn!(bytes = body.len(), "webhook refused: missing or wrong signature");
+        tracing::warn!(
+            bytes = body.len(),
+            "webhook refused: missing or wrong signature"
+        );
         return Problem::forbidden().into_response();
     }
     let Ok(text) = String::from_utf8(body.to_vec()) else {

@@ -13,7 +13,10 @@ async fn main() -> Result<(), lambda::Error> {
             aws_sdk_secretsmanager::Client::new(&sdk),
             env::required("META_SECRET_ID")?,
         ),
-        inbound: Queue::new(aws_sdk_sqs::Client::new(&sdk), env::required("INBOUND_QUEUE_URL")?),
+        inbound: Queue::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            env::required("INBOUND_QUEUE_URL")?,
+        ),
     };
     lambda::run_http(router(state)).await
 }

@@ -178,6 +178,18 @@ pub fn parse_reply_metadata(raw: &str) -> Option<(ConversationId, MessageId)> {
     parts.next().is_none().then_some((c, m))
 }
 
+/// The queue message kind of a reply job.
+pub const REPLY_KIND: &str = "reply";
+
+/// What the `replies` queue carries from the API to `agent-reply`: which reply to send (the text
+/// stays in the store, so no message text travels through the queue).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReplyJob {
+    pub merchant_id: MerchantId,
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+}
+
 /// The most text a reply may carry: the Send API's limit for a text message.
 pub const MAX_REPLY_CHARS: usize = 2000;
 

@@ -1,0 +1,92 @@
+//! Who is calling, and what they may do inside a merchant.
+//!
+//! The API validates the bearer token itself (signature, issuer, expiry, `token_use`, client) so
+//! the same code is safe with or without API Gateway's authorizer in front of it.
+
+use crate::AppState;
+use crate::error::ApiError;
+use axum::extract::{FromRequestParts, Path};
+use ecomdrive_aws::store::members::{Membership, User};
+use ecomdrive_core::ids::{MerchantId, UserId};
+use ecomdrive_core::merchant::normalize_email;
+use ecomdrive_core::role::{Action, Role, allows};
+use ecomdrive_runtime::auth::bearer_from_headers;
+use http::request::Parts;
+use std::collections::HashMap;
+
+/// The signed-in user (created on first sight; their pending invitations accepted).
+#[derive(Clone, Debug)]
+pub struct CurrentUser(pub User);
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(u) = parts.extensions.get::<CurrentUser>() {
+            return Ok(u.clone());
+        }
+        let token = bearer_from_headers(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        let claims = state.jwt.verify(token).await.map_err(|e| {
+            tracing::info!(reason = %e, "bearer token refused");
+            ApiError::Unauthorized
+        })?;
+        let id = UserId::parse(&claims.sub).ok_or(ApiError::Unauthorized)?;
+        let email = claims
+            .email
+            .as_deref()
+            .and_then(|e| normalize_email(e).ok());
+        let user = state.store.user_seen(&id, email.as_deref()).await?;
+        let current = CurrentUser(user);
+        parts.extensions.insert(current.clone());
+        Ok(current)
+    }
+}
+
+/// A member of the merchant named in the path. A non-member gets 404 for anything under the
+/// merchant, so merchants' existence is not revealed.
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub user: User,
+    pub merchant: MerchantId,
+    pub role: Role,
+}
+
+impl Member {
+    /// 403 when the member's role does not allow `action` (POLICY A14).
+    pub fn require(&self, action: Action) -> Result<(), ApiError> {
+        if allows(self.role, action) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+
+    pub fn id(&self) -> &UserId {
+        &self.user.id
+    }
+}
+
+impl FromRequestParts<AppState> for Member {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        let merchant = params
+            .get("merchant_id")
+            .and_then(|m| MerchantId::parse(m))
+            .ok_or(ApiError::NotFound)?;
+        let membership: Membership = state
+            .store
+            .membership(&merchant, &user.id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        Ok(Member {
+            user,
+            merchant,
+            role: membership.role,
+        })
+    }
+}

@@ -1,0 +1,99 @@
+//! The API's one error type; every variant becomes an RFC 9457 problem with a stable `type`.
+
+use axum::response::{IntoResponse, Response};
+use ecomdrive_aws::StoreError;
+use ecomdrive_runtime::problem::{FieldError, Problem};
+use http::StatusCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("authentication required")]
+    Unauthorized,
+    /// Also what a non-member gets for anything under a merchant: nothing is revealed.
+    #[error("not found")]
+    NotFound,
+    #[error("not allowed for your role")]
+    Forbidden,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("invalid fields")]
+    Invalid(Vec<FieldError>),
+    #[error("conflict: {detail}")]
+    Conflict { kind: &'static str, detail: String },
+    #[error("outside the messaging window: {0}")]
+    OutsideWindow(String),
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    /// The platform (Meta) refused or could not be reached.
+    #[error("platform error: {0}")]
+    Platform(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: &str, detail: impl Into<String>) -> Self {
+        ApiError::Invalid(vec![FieldError::new(field, detail)])
+    }
+
+    pub fn conflict(kind: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::Conflict(what) => ApiError::conflict("conflict", what),
+            StoreError::BadCursor => ApiError::BadRequest("invalid cursor".into()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = match self {
+            ApiError::Unauthorized => Problem::unauthorized(),
+            ApiError::NotFound => Problem::not_found(),
+            ApiError::Forbidden => Problem::forbidden(),
+            ApiError::BadRequest(d) => Problem::bad_request(d),
+            ApiError::Invalid(errors) => Problem::unprocessable(errors),
+            ApiError::Conflict { kind, detail } => {
+                Problem::new(StatusCode::CONFLICT, kind, "Conflict").with_detail(detail)
+            }
+            ApiError::OutsideWindow(detail) => Problem::new(
+                StatusCode::CONFLICT,
+                "outside-messaging-window",
+                "The customer's messaging window is closed",
+            )
+            .with_detail(detail),
+            ApiError::RateLimited { retry_after_secs } => {
+                Problem::too_many_requests(retry_after_secs)
+            }
+            ApiError::Platform(detail) => {
+                tracing::warn!(error = %detail, "platform call failed");
+                Problem::new(
+                    StatusCode::BAD_GATEWAY,
+                    "platform-error",
+                    "The platform refused the request or could not be reached",
+                )
+            }
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                Problem::internal()
+            }
+        };
+        problem.into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

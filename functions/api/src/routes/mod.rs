@@ -1,0 +1,3 @@
+pub mod inbox;
+pub mod merchants;
+pub mod messenger;
