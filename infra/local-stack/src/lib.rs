@@ -1,1 +1,8 @@
-//! placeholder
+//! The local stack: the AWS emulator, provisioning from template.yaml, the local identity
+//! provider, the composition of every function on one port, and the queue pollers.
+
+pub mod emulator;
+pub mod idp;
+pub mod poller;
+pub mod provision;
+pub mod stack;
