@@ -1,1 +1,11 @@
+//! The integration suite: one test binary, one module per area. Every test talks to the local AWS
+//! emulator through the real SDK clients, with its own resources (`support::fresh_resources`) or
+//! its own whole stack (`support::stack`), so tests run in parallel.
+
+mod connect;
+mod inbox_flow;
+mod replies;
+mod security;
 mod support;
+mod template;
+mod webhook;

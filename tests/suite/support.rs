@@ -1,1 +1,276 @@
+//! Helpers shared by the suite's modules.
+#![allow(dead_code)] // each module uses a different subset
 
+// --- emulator ---
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use ecomdrive_local::provision::{self, Resources};
+
+/// SDK configuration for the emulator named by `AWS_ENDPOINT_URL`. Tests never skip: without a
+/// reachable emulator they fail, saying how to start one.
+pub async fn sdk() -> SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    if endpoint.is_empty() {
+        panic!(
+            "AWS_ENDPOINT_URL is not set: these tests run against the local AWS emulator. \
+             Run them with infra/scripts/test.sh (the README's test command), which starts it."
+        );
+    }
+    static REACHABLE: OnceLock<()> = OnceLock::new();
+    if REACHABLE.get().is_none() {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("an HTTP client builds");
+        if let Err(error) = client.get(&endpoint).send().await {
+            panic!(
+                "the AWS emulator at AWS_ENDPOINT_URL={endpoint} does not answer ({error}). \
+                 Run the tests with infra/scripts/test.sh (the README's test command), which starts it."
+            );
+        }
+        let _ = REACHABLE.set(());
+    }
+    ecomdrive_local::emulator::sdk_config(&endpoint).await
+}
+
+/// The fake Meta app credentials every test's secret holds.
+pub fn fake_meta_secret() -> serde_json::Value {
+    serde_json::json!({
+        "app_id": "local-app-id",
+        "app_secret": "local-fake-app-secret",
+        "verify_token": "local-fake-verify-token",
+        "state_signing_key": "local-fake-state-key",
+    })
+}
+
+/// A fresh copy of every resource template.yaml declares, under a unique name prefix, so
+/// tests running in parallel never see each other's data.
+pub async fn fresh_resources() -> Resources {
+    let sdk = sdk().await;
+    let prefix = format!("t{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+    let secrets = BTreeMap::from([("MetaAppSecret".to_string(), fake_meta_secret())]);
+    let template = provision::template_path(&provision::repo_root());
+    provision::provision(&sdk, &template, &prefix, &secrets)
+        .await
+        .unwrap_or_else(|error| panic!("provisioning from {} failed: {error}", template.display()))
+}
+
+// --- stack ---
+
+use ecomdrive_local::stack::{RunningStack, StackOptions};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Both Pages of the Meta sandbox's test user.
+pub const PAGE_A: &str = "100000000000101";
+pub const PAGE_B: &str = "100000000000102";
+
+/// The whole system for one test: fresh resources, its own Meta sandbox and identity provider,
+/// every HTTP function on a free loopback port, the queue functions on pollers.
+pub struct TestStack {
+    pub stack: RunningStack,
+    /// Keeps cookies, as the merchant's browser does (the OAuth nonce cookie).
+    pub browser: reqwest::Client,
+}
+
+/// A merchant and its owner's bearer token.
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub token: String,
+    pub merchant_id: String,
+}
+
+pub fn unique_prefix() -> String {
+    format!("t{}", ulid::Ulid::new().to_string().to_ascii_lowercase())
+}
+
+pub async fn stack() -> TestStack {
+    stack_with(|_| {}).await
+}
+
+pub async fn stack_with(configure: impl FnOnce(&mut StackOptions)) -> TestStack {
+    let sdk = sdk().await;
+    let mut options = StackOptions::new(unique_prefix());
+    options.retry_after = Duration::from_secs(1);
+    configure(&mut options);
+    let stack = RunningStack::start(&sdk, options)
+        .await
+        .unwrap_or_else(|e| panic!("the local stack did not start: {e}"));
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client builds");
+    TestStack { stack, browser }
+}
+
+impl TestStack {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.stack.base_url)
+    }
+
+    /// A bearer token for this e-mail, as `/_local/login` gives it.
+    pub fn token(&self, email: &str) -> String {
+        self.stack.idp.login(email)
+    }
+
+    /// Any request with an optional bearer token and JSON body; answers status and JSON (or
+    /// `Value::Null` when the body is not JSON).
+    pub async fn call(
+        &self,
+        method: Method,
+        token: Option<&str>,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.browser.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("the local stack answers");
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, Some(token), path, None).await
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, Some(token), path, Some(body)).await
+    }
+
+    /// A new merchant owned by `owner_email`.
+    pub async fn merchant(&self, owner_email: &str) -> Tenant {
+        let token = self.token(owner_email);
+        let (status, body) = self
+            .post(&token, "/v1/merchants", json!({"name": "Acme Traders"}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        Tenant {
+            token,
+            merchant_id: body["id"].as_str().expect("merchant id").to_owned(),
+        }
+    }
+
+    /// Runs the Messenger OAuth flow as a browser would (the nonce cookie included).
+    pub async fn authorize_messenger(&self, t: &Tenant) -> Value {
+        let (status, body) = self
+            .post(
+                &t.token,
+                &format!(
+                    "/v1/merchants/{}/integrations/messenger/connect",
+                    t.merchant_id
+                ),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let url = body["authorize_url"]
+            .as_str()
+            .expect("authorize_url")
+            .to_owned();
+        let res = self.browser.get(url).send().await.expect("dialog answers");
+        assert!(
+            res.status().is_success(),
+            "callback answered {}",
+            res.status()
+        );
+        res.json().await.expect("callback JSON")
+    }
+
+    /// A merchant whose `page` is connected, ready to receive messages.
+    pub async fn connected_merchant(&self, owner_email: &str, page: &str) -> Tenant {
+        let t = self.merchant(owner_email).await;
+        self.authorize_messenger(&t).await;
+        let (status, body) = self
+            .call(
+                Method::PUT,
+                Some(&t.token),
+                &format!(
+                    "/v1/merchants/{}/integrations/messenger/pages/{page}",
+                    t.merchant_id
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        t
+    }
+
+    /// The customer `psid` writes `text` to `page`, through a signed webhook as Meta sends it.
+    pub async fn customer_writes(&self, page: &str, psid: &str, text: &str) -> String {
+        let d = self
+            .stack
+            .sandbox
+            .simulate_message(page, psid, text)
+            .await
+            .expect("the sandbox posts the webhook");
+        assert_eq!(d.webhook_status, 200);
+        d.mid
+    }
+
+    pub async fn conversations(&self, t: &Tenant) -> Vec<Value> {
+        let (status, body) = self
+            .get(
+                &t.token,
+                &format!("/v1/merchants/{}/conversations", t.merchant_id),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn messages(&self, t: &Tenant, conversation_id: &str) -> Vec<Value> {
+        let (status, body) = self
+            .get(
+                &t.token,
+                &format!(
+                    "/v1/merchants/{}/conversations/{conversation_id}/messages?limit=100",
+                    t.merchant_id
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until the customer's message shows in the inbox; returns the conversation.
+    pub async fn conversation_with(&self, t: &Tenant, psid: &str) -> Value {
+        eventually(&format!("a conversation with {psid}"), || async {
+            self.conversations(t)
+                .await
+                .into_iter()
+                .find(|c| c["customer"]["psid"] == psid)
+        })
+        .await
+    }
+}
+
+/// Polls `probe` until it gives a value, for at most 20 seconds (the queue pollers run in the
+/// background); fails the test naming what never happened.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

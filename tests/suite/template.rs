@@ -1,0 +1,920 @@
+//! Promises kept by configuration, proven by reading template.yaml (POLICY.md: "a promise kept
+//! by configuration is proven by a test that reads template.yaml and asserts the setting"),
+//! and the local provisioning of what it declares.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
+
+use ecomdrive_local::provision;
+use serde_yaml::{Mapping, Value};
+
+use crate::support;
+
+/// POLICY A19: deletion requests complete within 30 days, so nothing (backups, old object
+/// versions) may keep deleted data longer.
+const DELETION_PROMISE_DAYS: u64 = 30;
+
+// ------------------------------------------------------------------ reading the template
+
+fn template() -> &'static Value {
+    static TEMPLATE: OnceLock<Value> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let path = provision::template_path(&provision::repo_root());
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        serde_yaml::from_str(&text)
+            .expect("template.yaml parses (short tags kept as tagged values)")
+    })
+}
+
+fn resources() -> &'static Mapping {
+    template()["Resources"]
+        .as_mapping()
+        .expect("Resources is a mapping")
+}
+
+fn resource(logical_id: &str) -> &'static Value {
+    resources()
+        .get(logical_id)
+        .unwrap_or_else(|| panic!("template.yaml has no resource {logical_id}"))
+}
+
+fn properties(logical_id: &str) -> &'static Value {
+    &resource(logical_id)["Properties"]
+}
+
+/// Logical ids and properties of every resource of `kind`.
+fn of_type(kind: &str) -> Vec<(&'static str, &'static Value)> {
+    resources()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(id, r)| {
+            (
+                id.as_str().expect("logical ids are strings"),
+                &r["Properties"],
+            )
+        })
+        .collect()
+}
+
+/// A property of a function, falling back to `Globals.Function` as SAM does.
+fn function_property(logical_id: &str, key: &str) -> &'static Value {
+    let own = &properties(logical_id)[key];
+    if own.is_null() {
+        &template()["Globals"]["Function"][key]
+    } else {
+        own
+    }
+}
+
+/// An intrinsic call in short or long form: (`Ref` | `Fn::GetAtt` | `Fn::Sub` | ..., argument).
+fn intrinsic(value: &Value) -> Option<(String, &Value)> {
+    match value {
+        Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let short = tag.trim_start_matches('!').to_string();
+            let name = if short == "Ref" {
+                short
+            } else {
+                format!("Fn::{short}")
+            };
+            Some((name, &tagged.value))
+        }
+        Value::Mapping(m) if m.len() == 1 => {
+            let (key, argument) = m.iter().next()?;
+            let key = key.as_str()?;
+            (key == "Ref" || key.starts_with("Fn::")).then(|| (key.to_string(), argument))
+        }
+        _ => None,
+    }
+}
+
+/// True when `value` refers (Ref, GetAtt, Sub) to `logical_id` anywhere inside.
+fn mentions(value: &Value, logical_id: &str) -> bool {
+    if let Some((function, argument)) = intrinsic(value) {
+        let direct = match function.as_str() {
+            "Ref" => argument.as_str() == Some(logical_id),
+            "Fn::GetAtt" => match argument {
+                Value::String(s) => s.split('.').next() == Some(logical_id),
+                Value::Sequence(parts) => parts.first().and_then(Value::as_str) == Some(logical_id),
+                _ => false,
+            },
+            "Fn::Sub" => {
+                let text = match argument {
+                    Value::Sequence(parts) => parts.first().and_then(Value::as_str),
+                    other => other.as_str(),
+                };
+                text.is_some_and(|t| {
+                    t.contains(&format!("${{{logical_id}}}"))
+                        || t.contains(&format!("${{{logical_id}."))
+                })
+            }
+            _ => false,
+        };
+        return direct || mentions(argument, logical_id);
+    }
+    match value {
+        Value::Sequence(items) => items.iter().any(|v| mentions(v, logical_id)),
+        Value::Mapping(m) => m.values().any(|v| mentions(v, logical_id)),
+        Value::Tagged(t) => mentions(&t.value, logical_id),
+        _ => false,
+    }
+}
+
+/// The logical id a `!Ref X` or `!GetAtt X.Attr` points at.
+fn target(value: &Value) -> Option<&str> {
+    let (function, argument) = intrinsic(value)?;
+    match (function.as_str(), argument) {
+        ("Ref", Value::String(id)) => Some(id),
+        ("Fn::GetAtt", Value::String(dotted)) => dotted.split('.').next(),
+        ("Fn::GetAtt", Value::Sequence(parts)) => parts.first().and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// The text of a `!Sub` with a plain string argument.
+fn sub_text(value: &Value) -> Option<&str> {
+    match intrinsic(value)? {
+        (function, Value::String(text)) if function == "Fn::Sub" => Some(text),
+        _ => None,
+    }
+}
+
+fn number(value: &Value) -> Option<f64> {
+    value
+        .as_f64()
+        .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+}
+
+fn is_true(value: &Value) -> bool {
+    value.as_bool() == Some(true) || value.as_str() == Some("true")
+}
+
+/// Every string scalar in `value` (tag arguments included).
+fn strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::String(s) => out.push(s),
+        Value::Sequence(items) => items.iter().for_each(|v| strings(v, out)),
+        Value::Mapping(m) => m.iter().for_each(|(k, v)| {
+            strings(k, out);
+            strings(v, out);
+        }),
+        Value::Tagged(t) => strings(&t.value, out),
+        _ => {}
+    }
+}
+
+/// Every IAM policy statement of a role, as (role, statement).
+fn role_statements() -> Vec<(&'static str, &'static Value)> {
+    let mut out = Vec::new();
+    for (role, props) in of_type("AWS::IAM::Role") {
+        for policy in props["Policies"].as_sequence().into_iter().flatten() {
+            for statement in policy["PolicyDocument"]["Statement"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+            {
+                out.push((role, statement));
+            }
+        }
+    }
+    out
+}
+
+const FUNCTIONS: [&str; 5] = [
+    "ApiFunction",
+    "MessengerWebhookFunction",
+    "MessengerIngestFunction",
+    "AgentReplyFunction",
+    "AuthClaimsFunction",
+];
+
+// ------------------------------------------------------------------ policy tests
+
+#[test]
+fn policy_a13_data_stays_in_ap_south_1() {
+    // A rule assertion makes a deploy to any other region fail before anything is created.
+    let rules = template()["Rules"]
+        .as_mapping()
+        .expect("template.yaml has Rules");
+    let pinned = rules.values().any(|rule| {
+        rule["Assertions"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .any(|assertion| match intrinsic(&assertion["Assert"]) {
+                Some((f, Value::Sequence(sides))) if f == "Fn::Equals" && sides.len() == 2 => {
+                    let is_region = |v: &Value| target(v) == Some("AWS::Region");
+                    let is_mumbai = |v: &Value| v.as_str() == Some("ap-south-1");
+                    (is_region(&sides[0]) && is_mumbai(&sides[1]))
+                        || (is_mumbai(&sides[0]) && is_region(&sides[1]))
+                }
+                _ => false,
+            })
+    });
+    assert!(
+        pinned,
+        "a Rules assertion must require AWS::Region == ap-south-1"
+    );
+
+    // And no resource names another region (a cross-region replica, bucket or key).
+    let prefixes = ["us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx", "cn"];
+    let mut texts = Vec::new();
+    strings(template(), &mut texts);
+    for text in texts {
+        for token in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+            let parts: Vec<&str> = token.split('-').collect();
+            let looks_like_region = parts.len() == 3
+                && prefixes.contains(&parts[0])
+                && parts[1].chars().all(|c| c.is_ascii_lowercase())
+                && parts[2].chars().all(|c| c.is_ascii_digit())
+                && !parts[2].is_empty();
+            assert!(
+                !looks_like_region || token == "ap-south-1",
+                "template.yaml names region {token:?} in {text:?}; data stays in ap-south-1"
+            );
+        }
+    }
+}
+
+#[test]
+fn policy_a13_encrypted_at_rest_and_in_transit() {
+    // Table: SSE with the project's key.
+    let sse = &properties("Table")["SSESpecification"];
+    assert!(is_true(&sse["SSEEnabled"]), "table SSE must be enabled");
+    assert_eq!(sse["SSEType"].as_str(), Some("KMS"));
+    assert!(
+        mentions(&sse["KMSMasterKeyId"], "DataKey"),
+        "table must use DataKey"
+    );
+
+    // Queues: every one under DataKey.
+    let queues = of_type("AWS::SQS::Queue");
+    assert!(
+        queues.len() >= 4,
+        "expected the inbound and replies queues with their DLQs"
+    );
+    for (id, props) in &queues {
+        assert!(
+            mentions(&props["KmsMasterKeyId"], "DataKey"),
+            "queue {id} must use DataKey"
+        );
+    }
+
+    // Bucket: SSE-KMS with DataKey, private, and TLS required by policy.
+    let bucket = properties("DataBucket");
+    let rule = &bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0];
+    assert_eq!(
+        rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"].as_str(),
+        Some("aws:kms")
+    );
+    assert!(mentions(
+        &rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"],
+        "DataKey"
+    ));
+    assert!(is_true(&rule["BucketKeyEnabled"]));
+    let block = &bucket["PublicAccessBlockConfiguration"];
+    for setting in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert!(
+            is_true(&block[setting]),
+            "DataBucket {setting} must be true"
+        );
+    }
+    let denies_plain_http = of_type("AWS::S3::BucketPolicy")
+        .into_iter()
+        .filter(|(_, p)| target(&p["Bucket"]) == Some("DataBucket"))
+        .flat_map(|(_, p)| {
+            p["PolicyDocument"]["Statement"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+        })
+        .any(|statement| {
+            let secure = &statement["Condition"]["Bool"]["aws:SecureTransport"];
+            statement["Effect"].as_str() == Some("Deny")
+                && statement["Principal"].as_str() == Some("*")
+                && statement["Action"].as_str() == Some("s3:*")
+                && (secure.as_str() == Some("false") || secure.as_bool() == Some(false))
+                && mentions(&statement["Resource"], "DataBucket")
+        });
+    assert!(
+        denies_plain_http,
+        "a DataBucket policy must deny every request without TLS"
+    );
+
+    // Secret and logs: under DataKey; the key policy lets CloudWatch Logs use it.
+    for (id, props) in of_type("AWS::SecretsManager::Secret") {
+        assert!(
+            mentions(&props["KmsKeyId"], "DataKey"),
+            "secret {id} must use DataKey"
+        );
+    }
+    let log_groups = of_type("AWS::Logs::LogGroup");
+    assert!(log_groups.len() >= FUNCTIONS.len());
+    for (id, props) in &log_groups {
+        assert!(
+            mentions(&props["KmsKeyId"], "DataKey"),
+            "log group {id} must use DataKey"
+        );
+    }
+    let logs_may_use_data_key = properties("DataKey")["KeyPolicy"]["Statement"]
+        .as_sequence()
+        .expect("DataKey has a key policy")
+        .iter()
+        .any(|s| sub_text(&s["Principal"]["Service"]) == Some("logs.${AWS::Region}.amazonaws.com"));
+    assert!(
+        logs_may_use_data_key,
+        "DataKey's policy must allow CloudWatch Logs"
+    );
+
+    // In transit: every URL the functions are given is HTTPS.
+    let mut env_values = Vec::new();
+    strings(
+        &template()["Globals"]["Function"]["Environment"],
+        &mut env_values,
+    );
+    for function in FUNCTIONS {
+        strings(&properties(function)["Environment"], &mut env_values);
+    }
+    for value in env_values.into_iter().filter(|v| v.contains("://")) {
+        assert!(
+            value.starts_with("https://"),
+            "function environment URL {value:?} must be HTTPS"
+        );
+    }
+}
+
+#[test]
+fn policy_a18_token_lifetimes() {
+    fn minutes(validity: &Value, unit: &Value, what: &str) -> f64 {
+        let amount = number(validity).unwrap_or_else(|| panic!("{what} validity must be set"));
+        // Cognito's defaults differ per token (refresh: days), so the unit must be explicit.
+        let per_unit = match unit.as_str() {
+            Some("minutes") => 1.0,
+            Some("hours") => 60.0,
+            Some("days") => 1440.0,
+            other => panic!("{what} needs an explicit TokenValidityUnits entry, found {other:?}"),
+        };
+        amount * per_unit
+    }
+    let clients = of_type("AWS::Cognito::UserPoolClient");
+    assert!(
+        !clients.is_empty(),
+        "template.yaml declares a user pool client"
+    );
+    for (id, client) in clients {
+        let units = &client["TokenValidityUnits"];
+        let access = minutes(
+            &client["AccessTokenValidity"],
+            &units["AccessToken"],
+            "access token",
+        );
+        let id_token = minutes(&client["IdTokenValidity"], &units["IdToken"], "id token");
+        let refresh = minutes(
+            &client["RefreshTokenValidity"],
+            &units["RefreshToken"],
+            "refresh token",
+        );
+        assert!(
+            access <= 60.0,
+            "{id}: access tokens live {access} min, at most 60"
+        );
+        assert!(
+            id_token <= 60.0,
+            "{id}: id tokens live {id_token} min, at most 60"
+        );
+        assert!(
+            refresh <= 24.0 * 60.0,
+            "{id}: sessions last {refresh} min, at most 24 h"
+        );
+        assert!(
+            is_true(&client["EnableTokenRevocation"]),
+            "{id}: sign-out must revoke tokens"
+        );
+    }
+}
+
+#[test]
+fn policy_a15_api_throttling() {
+    let apis = of_type("AWS::Serverless::HttpApi");
+    assert!(!apis.is_empty(), "template.yaml declares an HTTP API");
+    assert!(
+        of_type("AWS::Serverless::Api").is_empty(),
+        "REST APIs would need their own throttling test"
+    );
+    for (id, api) in &apis {
+        let settings = &api["DefaultRouteSettings"];
+        let burst = number(&settings["ThrottlingBurstLimit"]).unwrap_or(0.0);
+        let rate = number(&settings["ThrottlingRateLimit"]).unwrap_or(0.0);
+        assert!(
+            (1.0..=1000.0).contains(&burst),
+            "{id}: burst limit {burst} must be set and modest"
+        );
+        assert!(
+            (1.0..=500.0).contains(&rate),
+            "{id}: rate limit {rate} must be set and modest"
+        );
+    }
+    // An HttpApi event without ApiId makes SAM create an implicit API with no throttling.
+    let throttled: BTreeSet<&str> = apis.iter().map(|(id, _)| *id).collect();
+    for (function, props) in of_type("AWS::Serverless::Function") {
+        for (name, event) in props["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"].as_str() == Some("HttpApi") {
+                let api = target(&event["Properties"]["ApiId"]);
+                assert!(
+                    api.is_some_and(|api| throttled.contains(api)),
+                    "{function} event {name:?} must name a throttled HttpApi with ApiId"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn policy_a16_cognito_lockout_and_user_existence() {
+    let pool = properties("UserPool");
+    // Threat protection (risk-based blocking and notices) needs the PLUS tier and ENFORCED mode.
+    assert_eq!(pool["UserPoolTier"].as_str(), Some("PLUS"));
+    assert_eq!(
+        pool["UserPoolAddOns"]["AdvancedSecurityMode"].as_str(),
+        Some("ENFORCED")
+    );
+    let risk = of_type("AWS::Cognito::UserPoolRiskConfigurationAttachment")
+        .into_iter()
+        .find(|(_, r)| target(&r["UserPoolId"]) == Some("UserPool"))
+        .map(|(_, r)| r)
+        .expect("a risk configuration is attached to UserPool");
+    assert_eq!(
+        risk["AccountTakeoverRiskConfiguration"]["Actions"]["HighAction"]["EventAction"].as_str(),
+        Some("BLOCK")
+    );
+    assert_eq!(
+        risk["CompromisedCredentialsRiskConfiguration"]["Actions"]["EventAction"].as_str(),
+        Some("BLOCK")
+    );
+    let password = &pool["Policies"]["PasswordPolicy"];
+    assert!(number(&password["MinimumLength"]).unwrap_or(0.0) >= 12.0);
+    for (id, client) in of_type("AWS::Cognito::UserPoolClient") {
+        assert_eq!(
+            client["PreventUserExistenceErrors"].as_str(),
+            Some("ENABLED"),
+            "{id} must not reveal whether an account exists"
+        );
+        assert!(
+            !is_true(&client["GenerateSecret"]),
+            "{id}: a browser client has no secret"
+        );
+    }
+}
+
+#[test]
+fn policy_a11_tokens_under_their_own_key() {
+    let token_key = resource("TokenKey");
+    assert_eq!(token_key["Type"].as_str(), Some("AWS::KMS::Key"));
+    let key = &token_key["Properties"];
+    assert!(is_true(&key["EnableKeyRotation"]), "TokenKey rotates");
+    // SYMMETRIC_DEFAULT is AES-256-GCM.
+    assert!(matches!(
+        key["KeySpec"].as_str(),
+        None | Some("SYMMETRIC_DEFAULT")
+    ));
+    // Its key policy gives the account (IAM) control and nobody else.
+    for statement in key["KeyPolicy"]["Statement"]
+        .as_sequence()
+        .expect("TokenKey has a policy")
+    {
+        let root = sub_text(&statement["Principal"]["AWS"]);
+        assert_eq!(
+            root,
+            Some("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")
+        );
+    }
+
+    // Nothing stores data under TokenKey, and only two roles may use it.
+    let mut users = BTreeSet::new();
+    for (id, r) in resources() {
+        let id = id.as_str().expect("logical ids are strings");
+        let kind = r["Type"].as_str().unwrap_or_default();
+        // A function's environment names the key id; that grants nothing.
+        if id != "TokenKey"
+            && !matches!(kind, "AWS::Serverless::Function" | "AWS::KMS::Alias")
+            && mentions(r, "TokenKey")
+        {
+            users.insert(id);
+        }
+    }
+    assert_eq!(users, BTreeSet::from(["AgentReplyRole", "ApiRole"]));
+    assert_eq!(target(&properties("ApiFunction")["Role"]), Some("ApiRole"));
+    assert_eq!(
+        target(&properties("AgentReplyFunction")["Role"]),
+        Some("AgentReplyRole")
+    );
+    // No function has SAM `Policies` that could reach the key some other way.
+    for (function, props) in of_type("AWS::Serverless::Function") {
+        assert!(
+            props["Policies"].is_null(),
+            "{function} must use its explicit Role"
+        );
+        assert!(
+            target(&props["Role"]).is_some(),
+            "{function} has an explicit Role"
+        );
+    }
+    // Each use is bound to a merchant by the encryption context.
+    for (role, statement) in role_statements() {
+        if mentions(&statement["Resource"], "TokenKey") {
+            let keys =
+                &statement["Condition"]["ForAnyValue:StringEquals"]["kms:EncryptionContextKeys"];
+            let requires_merchant = keys.as_str() == Some("merchant_id")
+                || keys
+                    .as_sequence()
+                    .is_some_and(|k| k.iter().any(|v| v.as_str() == Some("merchant_id")));
+            assert!(
+                requires_merchant,
+                "{role}: TokenKey use must require the merchant_id context"
+            );
+        }
+    }
+    // And DataKey is a different key.
+    assert_eq!(resource("DataKey")["Type"].as_str(), Some("AWS::KMS::Key"));
+}
+
+#[test]
+fn template_functions_use_known_runtime_and_build_method() {
+    let functions = of_type("AWS::Serverless::Function");
+    let ids: BTreeSet<&str> = functions.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from(FUNCTIONS),
+        "the code depends on these logical ids"
+    );
+
+    // Binaries the workspace builds: every [[bin]] name in functions/*/Cargo.toml.
+    let root = provision::repo_root();
+    let mut binaries = BTreeSet::new();
+    for entry in std::fs::read_dir(root.join("functions")).expect("functions/ exists") {
+        let manifest = entry.expect("readable entry").path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let mut in_bin = false;
+        for line in text.lines().map(str::trim) {
+            // `name = "api"` inside a [[bin]] table.
+            let name = line
+                .strip_prefix("name")
+                .and_then(|rest| rest.split('"').nth(1));
+            if line.starts_with('[') {
+                in_bin = line == "[[bin]]";
+            } else if let (true, Some(name)) = (in_bin, name) {
+                binaries.insert(name.to_string());
+            }
+        }
+    }
+
+    for (id, _) in &functions {
+        // cfn-lint and sam validate do not catch a misspelled runtime or build method.
+        assert_eq!(
+            function_property(id, "Runtime").as_str(),
+            Some("provided.al2023"),
+            "{id}"
+        );
+        assert_eq!(
+            function_property(id, "Handler").as_str(),
+            Some("bootstrap"),
+            "{id}"
+        );
+        assert_eq!(
+            target(&function_property(id, "Architectures")[0]),
+            Some("Architecture"),
+            "{id}: the architecture is one template parameter"
+        );
+        let metadata = &resource(id)["Metadata"];
+        assert_eq!(
+            metadata["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{id}"
+        );
+        let binary = metadata["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id} names its Binary"));
+        assert!(
+            binaries.contains(binary),
+            "{id} builds binary {binary:?}, but no functions/*/Cargo.toml has a [[bin]] of that name \
+             (found {binaries:?})"
+        );
+        for (name, event) in properties(id)["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"].as_str() == Some("SQS") {
+                let types: Vec<&str> = event["Properties"]["FunctionResponseTypes"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                assert_eq!(types, ["ReportBatchItemFailures"], "{id} event {name:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn template_log_retention_at_most_180_days() {
+    let groups: BTreeMap<&str, &Value> = of_type("AWS::Logs::LogGroup").into_iter().collect();
+    for (id, group) in &groups {
+        let days = number(&group["RetentionInDays"]).unwrap_or(f64::INFINITY);
+        assert!(
+            days <= 180.0,
+            "log group {id} keeps logs {days} days; usage logs go after 180 (POLICY A5)"
+        );
+    }
+    // Each function logs to a group of the template, named as Lambda would name it; otherwise
+    // Lambda creates one that keeps logs forever.
+    for function in FUNCTIONS {
+        let group = target(&properties(function)["LoggingConfig"]["LogGroup"])
+            .unwrap_or_else(|| panic!("{function} names its LoggingConfig.LogGroup"));
+        let group_name = sub_text(
+            &groups
+                .get(group)
+                .unwrap_or_else(|| panic!("{group} is a LogGroup"))["LogGroupName"],
+        );
+        let function_name = sub_text(&properties(function)["FunctionName"]);
+        assert_eq!(
+            group_name.map(str::to_string),
+            function_name.map(|name| format!("/aws/lambda/{name}")),
+            "{function}'s log group is /aws/lambda/<its name>"
+        );
+    }
+    for (id, api) in of_type("AWS::Serverless::HttpApi") {
+        let destination = target(&api["AccessLogSettings"]["DestinationArn"]);
+        assert!(
+            destination.is_some_and(|g| groups.contains_key(g)),
+            "{id} logs to a template log group"
+        );
+    }
+}
+
+#[test]
+fn template_pitr_shorter_than_deletion_promise() {
+    let pitr = &properties("Table")["PointInTimeRecoverySpecification"];
+    assert!(is_true(&pitr["PointInTimeRecoveryEnabled"]));
+    let days = number(&pitr["RecoveryPeriodInDays"])
+        .expect("RecoveryPeriodInDays is explicit (default is 35)");
+    assert!(
+        days < DELETION_PROMISE_DAYS as f64,
+        "backups kept {days} days outlive the deletion promise"
+    );
+
+    let rules = properties("DataBucket")["LifecycleConfiguration"]["Rules"]
+        .as_sequence()
+        .expect("DataBucket has lifecycle rules");
+    let noncurrent = rules
+        .iter()
+        .filter(|r| r["Status"].as_str() == Some("Enabled"))
+        .filter_map(|r| number(&r["NoncurrentVersionExpiration"]["NoncurrentDays"]))
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        noncurrent < DELETION_PROMISE_DAYS as f64,
+        "old object versions kept {noncurrent} days"
+    );
+}
+
+#[test]
+fn every_dlq_has_an_alarm() {
+    let queues: BTreeMap<&str, &Value> = of_type("AWS::SQS::Queue").into_iter().collect();
+    let alarms = of_type("AWS::CloudWatch::Alarm");
+    let mut dead_letter_queues = BTreeSet::new();
+    for (id, queue) in &queues {
+        let redrive = &queue["RedrivePolicy"];
+        if redrive.is_null() {
+            continue;
+        }
+        let dlq =
+            target(&redrive["deadLetterTargetArn"]).unwrap_or_else(|| panic!("{id} names its DLQ"));
+        assert!(
+            queues.contains_key(dlq),
+            "{id}'s DLQ {dlq} is a queue of the template"
+        );
+        assert_eq!(number(&redrive["maxReceiveCount"]), Some(5.0), "{id}");
+        assert_eq!(
+            number(&queues[dlq]["MessageRetentionPeriod"]),
+            Some(1_209_600.0),
+            "{dlq} keeps 14 days"
+        );
+        dead_letter_queues.insert(dlq);
+    }
+    assert!(
+        dead_letter_queues.len() >= 2,
+        "inbound and replies have DLQs"
+    );
+    for dlq in dead_letter_queues {
+        let alarmed = alarms.iter().any(|(_, alarm)| {
+            alarm["Namespace"].as_str() == Some("AWS/SQS")
+                && alarm["MetricName"].as_str() == Some("ApproximateNumberOfMessagesVisible")
+                && alarm["ComparisonOperator"].as_str() == Some("GreaterThanOrEqualToThreshold")
+                && number(&alarm["Threshold"]) == Some(1.0)
+                && alarm["Dimensions"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .any(|d| {
+                        d["Name"].as_str() == Some("QueueName") && target(&d["Value"]) == Some(dlq)
+                    })
+                && alarm["AlarmActions"]
+                    .as_sequence()
+                    .is_some_and(|a| a.iter().any(|t| target(t) == Some("AlarmTopic")))
+        });
+        assert!(
+            alarmed,
+            "dead-letter queue {dlq} needs an alarm at one visible message to AlarmTopic"
+        );
+    }
+}
+
+#[test]
+fn queue_visibility_covers_six_consumer_timeouts() {
+    let mut consumed = 0;
+    for (function, props) in of_type("AWS::Serverless::Function") {
+        for (_, event) in props["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"].as_str() != Some("SQS") {
+                continue;
+            }
+            let queue = target(&event["Properties"]["Queue"]).expect("SQS event names its queue");
+            let timeout = number(function_property(function, "Timeout")).expect("a timeout");
+            let visibility = number(&properties(queue)["VisibilityTimeout"]).unwrap_or(30.0);
+            assert!(
+                visibility >= 6.0 * timeout,
+                "{queue} visibility {visibility}s < 6 x {function} timeout {timeout}s"
+            );
+            consumed += 1;
+        }
+    }
+    assert!(consumed >= 2, "ingest and agent-reply consume queues");
+}
+
+// ------------------------------------------------------------------ against the emulator
+
+#[tokio::test]
+async fn provisioning_creates_what_the_template_declares() {
+    let created = support::fresh_resources().await;
+    let sdk = support::sdk().await;
+
+    // Table: keys, GSI1, TTL on expires_at.
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = dynamodb
+        .describe_table()
+        .table_name(&created.table)
+        .send()
+        .await
+        .expect("the table exists");
+    let table = table.table().expect("a description");
+    let index = table
+        .global_secondary_indexes()
+        .iter()
+        .find(|i| i.index_name() == Some("GSI1"))
+        .expect("GSI1 exists");
+    let index_keys: Vec<&str> = index
+        .key_schema()
+        .iter()
+        .map(|k| k.attribute_name())
+        .collect();
+    assert_eq!(index_keys, ["GSI1PK", "GSI1SK"]);
+    let ttl = dynamodb
+        .describe_time_to_live()
+        .table_name(&created.table)
+        .send()
+        .await
+        .expect("TTL is described");
+    let ttl = ttl.time_to_live_description().expect("a TTL description");
+    assert_eq!(ttl.attribute_name(), Some("expires_at"));
+    assert_eq!(
+        ttl.time_to_live_status().map(|s| s.as_str()),
+        Some("ENABLED")
+    );
+
+    // Queues: redrive points at the matching DLQ; the visibility timeout is the template's.
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let attributes = |url: String| {
+        let sqs = sqs.clone();
+        async move {
+            sqs.get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+                .send()
+                .await
+                .expect("queue attributes")
+                .attributes()
+                .cloned()
+                .unwrap_or_default()
+        }
+    };
+    use aws_sdk_sqs::types::QueueAttributeName as Q;
+    for (queue, dlq, logical) in [
+        (
+            &created.inbound_queue_url,
+            &created.inbound_dlq_url,
+            "InboundQueue",
+        ),
+        (
+            &created.replies_queue_url,
+            &created.replies_dlq_url,
+            "RepliesQueue",
+        ),
+    ] {
+        let main = attributes(queue.clone()).await;
+        let dead = attributes(dlq.clone()).await;
+        let redrive: serde_json::Value =
+            serde_json::from_str(&main[&Q::RedrivePolicy]).expect("redrive policy is JSON");
+        assert_eq!(
+            redrive["deadLetterTargetArn"].as_str(),
+            Some(dead[&Q::QueueArn].as_str())
+        );
+        assert_eq!(
+            redrive["maxReceiveCount"].to_string().trim_matches('"'),
+            "5"
+        );
+        let declared = number(&properties(logical)["VisibilityTimeout"]).expect("declared");
+        assert_eq!(main[&Q::VisibilityTimeout], format!("{declared}"));
+    }
+
+    // TokenKey: encryption bound to a merchant by the encryption context.
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let sealed = kms
+        .encrypt()
+        .key_id(&created.token_key_id)
+        .plaintext(aws_sdk_kms::primitives::Blob::new(
+            b"local-fake-page-token".to_vec(),
+        ))
+        .encryption_context("merchant_id", "m1")
+        .send()
+        .await
+        .expect("encrypt");
+    let ciphertext = sealed.ciphertext_blob().expect("ciphertext").clone();
+    let opened = kms
+        .decrypt()
+        .ciphertext_blob(ciphertext.clone())
+        .encryption_context("merchant_id", "m1")
+        .send()
+        .await
+        .expect("decrypt with the right context");
+    assert_eq!(
+        opened.plaintext().expect("plaintext").as_ref(),
+        b"local-fake-page-token"
+    );
+    let wrong = kms
+        .decrypt()
+        .ciphertext_blob(ciphertext)
+        .encryption_context("merchant_id", "m2")
+        .send()
+        .await;
+    assert!(
+        wrong.is_err(),
+        "another merchant's context must not decrypt"
+    );
+    assert_ne!(created.token_key_id, created.data_key_id);
+
+    // Bucket (versioned) and secret (the caller's value).
+    let s3 = ecomdrive_local::emulator::s3_client(&sdk);
+    // (moto's GetBucketVersioning answer does not parse in the Rust SDK, so versioning is
+    // checked by its effect: each write of one key gets its own version id.)
+    let mut versions = BTreeSet::new();
+    for body in ["first", "second"] {
+        let put = s3
+            .put_object()
+            .bucket(&created.bucket)
+            .key("merchants/m1/probe.txt")
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(
+                body.as_bytes(),
+            ))
+            .send()
+            .await
+            .expect("the bucket takes objects");
+        let version = put
+            .version_id()
+            .expect("a versioned bucket returns a version id");
+        assert_ne!(version, "null", "versioning is enabled");
+        versions.insert(version.to_string());
+    }
+    assert_eq!(versions.len(), 2, "two writes keep two versions");
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let secret = secrets
+        .get_secret_value()
+        .secret_id(&created.meta_secret_id)
+        .send()
+        .await
+        .expect("the secret exists");
+    let secret: serde_json::Value =
+        serde_json::from_str(secret.secret_string().expect("a string")).expect("JSON");
+    assert_eq!(secret, support::fake_meta_secret());
+
+    // Names carry the prefix, so a second copy lives beside the first.
+    let other = support::fresh_resources().await;
+    assert_ne!(other.table, created.table);
+    assert_eq!(created.all.get("Table"), Some(&created.table));
+    let env: BTreeMap<&str, String> = created.function_env().into_iter().collect();
+    assert_eq!(env["INBOUND_QUEUE_URL"], created.inbound_queue_url);
+    assert_eq!(env.len(), 6);
+}
