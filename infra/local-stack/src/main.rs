@@ -7,6 +7,17 @@ use ecomdrive_local::stack::{
     DEFAULT_APP_SECRET, DEFAULT_VERIFY_TOKEN, RunningStack, StackOptions,
 };
 
+const DEMO_OWNER: &str = "demo-owner@ecomdrive.local";
+
+/// A demo merchant, so a person can sign in and look around at once.
+async fn seed_demo_merchant(stack: &RunningStack) -> Result<String, Box<dyn std::error::Error>> {
+    let user = ecomdrive_core::ids::UserId::parse(&stack.idp.sub_for(DEMO_OWNER)).ok_or("bad demo user id")?;
+    let user = stack.store.user_seen(&user, Some(DEMO_OWNER)).await?;
+    let profile = ecomdrive_core::merchant::MerchantProfile::validate("Demo Merchant", None, Some("27AAPFU0939F1ZV"))
+        .map_err(|_| "demo profile is invalid")?;
+    Ok(stack.store.create_merchant(&user, profile).await?.id.to_string())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ecomdrive_runtime::logging::init_tracing();
@@ -26,16 +37,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let emulator = Emulator::start(&repo_root())?;
     let sdk = sdk_config(&emulator.endpoint).await;
     let stack = RunningStack::start(&sdk, options).await?;
+    let demo = seed_demo_merchant(&stack).await?;
     println!("EcomDrive local stack ready at {}", stack.base_url);
+    println!("  demo merchant {demo} owned by {DEMO_OWNER} (POST /_local/login {{\"email\": \"{DEMO_OWNER}\"}})");
     println!(
         "  AWS emulator: {}   Meta sandbox: {}",
         emulator.endpoint,
         stack.sandbox.base_url().unwrap_or_default()
     );
 
-    tokio::signal::ctrl_c().await?;
+    wait_for_stop().await?;
     println!("stopping");
     stack.stop().await;
     drop(emulator);
     Ok(())
+}
+
+/// Ctrl-C in a terminal, SIGTERM from a process manager: either stops what we started.
+async fn wait_for_stop() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
 }
