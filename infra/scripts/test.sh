@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
-# Runs cargo test against a fresh local AWS emulator (moto), started here on a free loopback
-# port and stopped on exit. Tests never skip: without AWS_ENDPOINT_URL they fail, so run
-# them through this script.
+# The README's test command. Without arguments it runs every check: cargo fmt --check,
+# cargo clippy -D warnings, cfn-lint on template.yaml, then every test of the workspace against a
+# fresh local AWS emulator (moto), started here on a free loopback port and stopped on exit.
+# Tests never skip: without AWS_ENDPOINT_URL they fail, so run them through this script.
 #
-#   infra/scripts/test.sh                                   # the whole workspace
-#   infra/scripts/test.sh -p ecomdrive-tests --test suite template   # any cargo test arguments
+#   infra/scripts/test.sh                                            # everything (what CI runs)
+#   infra/scripts/test.sh -p ecomdrive-tests --test suite template   # only these cargo test arguments
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 "$repo_root/infra/scripts/venv.sh"
 cd "$repo_root"
 
+if [[ $# -eq 0 ]]; then
+    echo "test.sh: cargo fmt --check" >&2
+    cargo fmt --all -- --check
+    echo "test.sh: cargo clippy -D warnings" >&2
+    cargo clippy --workspace --all-targets --quiet -- -D warnings
+    echo "test.sh: cfn-lint template.yaml" >&2
+    infra/scripts/cfn-lint.sh
+fi
+
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 mkdir -p .local
-log=".local/emulator-test-$port.log"
+log=".local/emulator-test.log"
 .venv/bin/moto_server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 emulator_pid=$!
 trap 'kill "$emulator_pid" 2>/dev/null || true; wait "$emulator_pid" 2>/dev/null || true' EXIT
