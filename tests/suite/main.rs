@@ -3,6 +3,7 @@
 //! its own whole stack (`support::stack`), so tests run in parallel.
 
 mod connect;
+mod events;
 mod inbox_flow;
 mod replies;
 mod security;

@@ -1,0 +1,134 @@
+//! The sample events in `events/` are real: each reads as the event type AWS delivers and drives
+//! its function in the local stack. A new file without a check here fails `every_sample_event_is_checked`.
+
+use crate::support::{PAGE_A, stack};
+use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::event::sqs::SqsEvent;
+use ecomdrive_local::provision::repo_root;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const CHECKED: &[&str] = &[
+    "api/healthz.json",
+    "api/list-conversations.json",
+    "messenger-webhook/verify.json",
+    "messenger-webhook/delivery.json",
+    "messenger-ingest/sqs-delivery.json",
+    "agent-reply/sqs-reply.json",
+    "auth-claims/pre-token-generation-v2.json",
+];
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo_root().join("events").join(path))
+        .unwrap_or_else(|e| panic!("events/{path}: {e}"))
+}
+
+fn http_event(path: &str) -> ApiGatewayV2httpRequest {
+    serde_json::from_str(&read(path))
+        .unwrap_or_else(|e| panic!("events/{path} is not an HTTP API event: {e}"))
+}
+
+/// Sends an HTTP API event to the local stack as API Gateway would forward it.
+async fn send(s: &crate::support::TestStack, e: &ApiGatewayV2httpRequest) -> (StatusCode, String) {
+    let path = e.raw_path.clone().unwrap_or_default();
+    let query = e
+        .raw_query_string
+        .clone()
+        .filter(|q| !q.is_empty())
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let mut req = s.browser.request(
+        e.request_context.http.method.clone(),
+        s.url(&format!("{path}{query}")),
+    );
+    for (name, value) in e.headers.iter() {
+        if name != "host" {
+            req = req.header(name, value);
+        }
+    }
+    if let Some(body) = &e.body {
+        req = req.body(body.clone());
+    }
+    let res = req.send().await.expect("the stack answers");
+    (res.status(), res.text().await.unwrap_or_default())
+}
+
+#[test]
+fn every_sample_event_is_checked() {
+    let root = repo_root().join("events");
+    let mut found = Vec::new();
+    for dir in std::fs::read_dir(&root).expect("events/ exists").flatten() {
+        if dir.path().is_dir() {
+            for f in std::fs::read_dir(dir.path()).expect("readable").flatten() {
+                found.push(format!(
+                    "{}/{}",
+                    dir.file_name().to_string_lossy(),
+                    f.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    found.sort();
+    let mut checked: Vec<String> = CHECKED.iter().map(|s| s.to_string()).collect();
+    checked.sort();
+    assert_eq!(
+        found, checked,
+        "every file in events/ needs a check in tests/suite/events.rs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_sample_events_drive_their_functions() {
+    let s = stack().await;
+    let (status, body) = send(&s, &http_event("api/healthz.json")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+    // Its bearer is a placeholder: the API refuses it as it would any bad token.
+    let (status, _) = send(&s, &http_event("api/list-conversations.json")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = send(&s, &http_event("messenger-webhook/verify.json")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "1158201444"));
+
+    let t = s.connected_merchant("owner@events.example", PAGE_A).await;
+    let (status, _) = send(&s, &http_event("messenger-webhook/delivery.json")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the sample delivery is signed with the local fake secret"
+    );
+    let conv = s.conversation_with(&t, "24000000000001").await;
+    let msgs = s.messages(&t, conv["id"].as_str().unwrap()).await;
+    assert_eq!(msgs[0]["text"], "Hello, where is my order?");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_sample_events_drive_their_functions() {
+    let s = crate::support::stack_with(|o| o.run_pollers = false).await;
+    let t = s
+        .connected_merchant("owner@events-sqs.example", PAGE_A)
+        .await;
+    let event: SqsEvent =
+        serde_json::from_str(&read("messenger-ingest/sqs-delivery.json")).expect("an SQS event");
+    let out = s.stack.ingest.handle_batch(event).await;
+    assert!(out.batch_item_failures.is_empty());
+    let conv = s.conversation_with(&t, "24000000000001").await;
+    assert_eq!(conv["status"], "open");
+
+    // A reply job for a reply this stack never had: handled (nothing to send), not failed.
+    let event: SqsEvent =
+        serde_json::from_str(&read("agent-reply/sqs-reply.json")).expect("an SQS event");
+    let out = s.stack.agent_reply.handle_batch(event).await;
+    assert!(out.batch_item_failures.is_empty());
+    assert!(s.stack.sandbox.sent().is_empty());
+}
+
+#[test]
+fn cognito_sample_event_gets_the_email_claim() {
+    let event: Value =
+        serde_json::from_str(&read("auth-claims/pre-token-generation-v2.json")).expect("JSON");
+    let out = auth_claims::add_email_claim(event);
+    assert_eq!(
+        out["response"]["claimsAndScopeOverrideDetails"]["accessTokenGeneration"]["claimsToAddOrOverride"]
+            ["email"],
+        "owner@example.com"
+    );
+}
