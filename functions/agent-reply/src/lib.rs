@@ -9,6 +9,7 @@
 //! - an attempt whose outcome is unknown (timeout, crash mid-call) is retried by the queue; it is
 //!   resent only once [`Config::echo_wait`] has passed without an echo, and at most
 //!   [`Config::max_attempts`] times in all.
+//!
 //! The window rules (24 h `RESPONSE`, 7 days `HUMAN_AGENT`) are checked again right before sending.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};

@@ -42,16 +42,30 @@ fn intake(c: &mut Criterion) {
         let body = delivery(entries);
         let header = sign(secret, &body);
         group.throughput(Throughput::Bytes(body.len() as u64));
-        group.bench_with_input(BenchmarkId::new("verify_signature", body.len()), &body, |b, body| {
-            b.iter(|| assert!(signature_is_valid(black_box(secret), black_box(body), Some(&header))))
-        });
-        group.bench_with_input(BenchmarkId::new("verify_and_parse", body.len()), &body, |b, body| {
-            b.iter(|| {
-                assert!(signature_is_valid(secret, body, Some(&header)));
-                let d = parse_delivery(black_box(body)).expect("parses");
-                assert_eq!(d.events.len(), entries * 10);
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("verify_signature", body.len()),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    assert!(signature_is_valid(
+                        black_box(secret),
+                        black_box(body),
+                        Some(&header)
+                    ))
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("verify_and_parse", body.len()),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    assert!(signature_is_valid(secret, body, Some(&header)));
+                    let d = parse_delivery(black_box(body)).expect("parses");
+                    assert_eq!(d.events.len(), entries * 10);
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -61,7 +61,7 @@ pub struct IncomingMessage {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ingested {
-    Stored(Message),
+    Stored(Box<Message>),
     /// This `mid` was stored before: nothing was written.
     Duplicate,
 }
@@ -325,7 +325,7 @@ impl Store {
                 }
             }
             match self.transact(tx, "changed meanwhile").await {
-                Ok(()) => return Ok(Ingested::Stored(message)),
+                Ok(()) => return Ok(Ingested::Stored(Box::new(message))),
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e),
             }
