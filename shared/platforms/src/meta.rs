@@ -46,8 +46,8 @@ pub const MESSENGER_WEBHOOK_FIELDS: &[&str] = &[
     "message_reactions",
 ];
 
-/// Meta refuses message text of 2000 characters or more (Send API reference).
-pub const MAX_TEXT_CHARS: usize = 1999;
+/// The Send API's "2000 character limit" on message text; one number for the API and the client.
+pub const MAX_TEXT_CHARS: usize = ecomdrive_core::inbox::MAX_REPLY_CHARS;
 /// Meta's limit on `message.metadata`.
 pub const MAX_METADATA_CHARS: usize = 1000;
 
@@ -496,7 +496,7 @@ fn check_outgoing(message: &OutgoingMessage) -> Result<(), MetaError> {
         return invalid("the message text is empty");
     }
     if message.text.chars().count() > MAX_TEXT_CHARS {
-        return invalid("the message text is 2000 characters or more");
+        return invalid("the message text is longer than 2000 characters");
     }
     let metadata_chars = message.metadata.as_deref().map_or(0, |m| m.chars().count());
     if metadata_chars > MAX_METADATA_CHARS {
@@ -685,6 +685,11 @@ mod tests {
             ..ok.clone()
         };
         assert!(check_outgoing(&tagged).is_ok());
+        let longest = OutgoingMessage {
+            text: "x".repeat(MAX_TEXT_CHARS),
+            ..ok.clone()
+        };
+        assert!(check_outgoing(&longest).is_ok());
 
         let cases = [
             OutgoingMessage {
@@ -692,7 +697,7 @@ mod tests {
                 ..ok.clone()
             },
             OutgoingMessage {
-                text: "x".repeat(2000),
+                text: "x".repeat(MAX_TEXT_CHARS + 1),
                 ..ok.clone()
             },
             OutgoingMessage {
