@@ -918,3 +918,60 @@ async fn provisioning_creates_what_the_template_declares() {
     assert_eq!(env["INBOUND_QUEUE_URL"], created.inbound_queue_url);
     assert_eq!(env.len(), 6);
 }
+
+#[tokio::test]
+async fn local_emulator_starts_answers_and_stops() {
+    use ecomdrive_local::emulator::{Emulator, EmulatorError};
+
+    // Without the venv the error says what to run.
+    let empty = std::env::temp_dir().join(format!("ecomdrive-no-venv-{}", ulid::Ulid::new()));
+    let missing = Emulator::start(&empty).expect_err("no emulator installed there");
+    assert!(matches!(missing, EmulatorError::NotInstalled(_)));
+    assert!(
+        missing.to_string().contains("infra/scripts/venv.sh"),
+        "{missing}"
+    );
+
+    let root = provision::repo_root();
+    let emulator = tokio::task::spawn_blocking(move || Emulator::start(&root))
+        .await
+        .expect("the start task runs")
+        .expect("the emulator starts (run infra/scripts/venv.sh first)");
+    let endpoint = emulator.endpoint.clone();
+    let sdk = ecomdrive_local::emulator::sdk_config(&endpoint).await;
+    assert_eq!(sdk.region().map(|r| r.as_ref()), Some("ap-south-1"));
+    let tables = aws_sdk_dynamodb::Client::new(&sdk)
+        .list_tables()
+        .send()
+        .await
+        .expect("the emulator answers DynamoDB");
+    assert!(
+        tables.table_names().is_empty(),
+        "a new emulator starts empty"
+    );
+
+    drop(emulator);
+    let after = reqwest::get(&endpoint).await;
+    assert!(after.is_err(), "dropping the emulator stops it");
+}
+
+/// agent-reply's at-most-once protocol relies on the replies queue: a record whose outcome is
+/// unknown comes back only after the visibility timeout, which must outlast the echo wait, and it
+/// must be received often enough to use every attempt before the DLQ takes it.
+#[test]
+fn replies_queue_leaves_room_for_the_echo_wait_and_every_attempt() {
+    let props = properties("RepliesQueue");
+    let visibility = number(&props["VisibilityTimeout"]).expect("VisibilityTimeout is a number");
+    let receives =
+        number(&props["RedrivePolicy"]["maxReceiveCount"]).expect("maxReceiveCount is a number");
+    let echo_wait = agent_reply::Config::DEFAULT_ECHO_WAIT.as_secs_f64();
+    assert!(
+        visibility > echo_wait,
+        "VisibilityTimeout {visibility}s must exceed the echo wait {echo_wait}s"
+    );
+    let attempts = f64::from(agent_reply::Config::DEFAULT_MAX_ATTEMPTS);
+    assert!(
+        receives > attempts,
+        "maxReceiveCount {receives} must exceed max_attempts {attempts}: the last receive records the outcome"
+    );
+}
