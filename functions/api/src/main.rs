@@ -16,6 +16,7 @@ async fn main() -> Result<(), lambda::Error> {
         jwks_url: env::required("JWT_JWKS_URL")?,
         client_ids: env::required_list("JWT_CLIENT_IDS")?,
     };
+    let http = OutboundHttp::new(AllowList::production(), Timeouts::default())?;
     let state = AppState {
         store: Store::new(
             aws_sdk_dynamodb::Client::new(&sdk),
@@ -33,8 +34,8 @@ async fn main() -> Result<(), lambda::Error> {
             aws_sdk_secretsmanager::Client::new(&sdk),
             env::required("META_SECRET_ID")?,
         ),
-        http: OutboundHttp::new(AllowList::production(), Timeouts::default())?,
-        jwt: JwtVerifier::new(jwt, reqwest::Client::new()),
+        jwt: JwtVerifier::new(jwt, http.clone()),
+        http,
         config: Arc::new(ApiConfig {
             public_base_url: env::required("PUBLIC_BASE_URL")?,
             spa_origin: env::optional("SPA_ORIGIN")?,

@@ -47,11 +47,15 @@ pub struct Emulator {
     /// Base URL of the emulator, e.g. `http://127.0.0.1:40123`; give it to [`sdk_config`].
     pub endpoint: String,
     child: Child,
+    /// The emulator's output; removed on drop unless starting failed (then it explains why).
+    log: PathBuf,
+    keep_log: bool,
 }
 
 impl Emulator {
     /// Starts `.venv/bin/moto_server` on a free loopback port and waits (blocking, at most
-    /// 30 s) until it answers HTTP. Its output goes to `<repo>/.local/emulator-<port>.log`.
+    /// 30 s) until it answers HTTP. Its output goes to `<repo>/.local/emulator-<port>.log`,
+    /// kept only when starting fails.
     pub fn start(repo_root: &Path) -> Result<Emulator, EmulatorError> {
         let program = repo_root.join(".venv/bin/moto_server");
         if !program.is_file() {
@@ -86,12 +90,15 @@ impl Emulator {
         let mut emulator = Emulator {
             endpoint: format!("http://127.0.0.1:{port}"),
             child,
+            log: log.clone(),
+            keep_log: true,
         };
 
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let started = Instant::now();
         loop {
             if answers_http(address) {
+                emulator.keep_log = false;
                 return Ok(emulator);
             }
             if let Ok(Some(status)) = emulator.child.try_wait() {
@@ -119,6 +126,9 @@ impl Drop for Emulator {
         // Already gone is fine: nothing to clean up then.
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !self.keep_log {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 

@@ -264,7 +264,13 @@ mod tests {
         tokio::spawn(async move { axum::serve(listener, app).await });
         let config = JwtConfig::for_issuer(idp.issuer(), vec![CLIENT.into()]);
         assert_eq!(config.jwks_url, idp.jwks_url());
-        let verifier = JwtVerifier::new(config, reqwest::Client::new());
+        let http = ecomdrive_platforms::outbound::OutboundHttp::new(
+            ecomdrive_platforms::outbound::AllowList::production()
+                .with_loopback(ecomdrive_platforms::outbound::LoopbackPorts::Any),
+            Default::default(),
+        )
+        .expect("client builds");
+        let verifier = JwtVerifier::new(config, http);
         (idp, verifier)
     }
 

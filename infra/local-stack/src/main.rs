@@ -11,11 +11,21 @@ const DEMO_OWNER: &str = "demo-owner@ecomdrive.local";
 
 /// A demo merchant, so a person can sign in and look around at once.
 async fn seed_demo_merchant(stack: &RunningStack) -> Result<String, Box<dyn std::error::Error>> {
-    let user = ecomdrive_core::ids::UserId::parse(&stack.idp.sub_for(DEMO_OWNER)).ok_or("bad demo user id")?;
+    let user = ecomdrive_core::ids::UserId::parse(&stack.idp.sub_for(DEMO_OWNER))
+        .ok_or("bad demo user id")?;
     let user = stack.store.user_seen(&user, Some(DEMO_OWNER)).await?;
-    let profile = ecomdrive_core::merchant::MerchantProfile::validate("Demo Merchant", None, Some("27AAPFU0939F1ZV"))
-        .map_err(|_| "demo profile is invalid")?;
-    Ok(stack.store.create_merchant(&user, profile).await?.id.to_string())
+    let profile = ecomdrive_core::merchant::MerchantProfile::validate(
+        "Demo Merchant",
+        None,
+        Some("27AAPFU0939F1ZV"),
+    )
+    .map_err(|_| "demo profile is invalid")?;
+    Ok(stack
+        .store
+        .create_merchant(&user, profile)
+        .await?
+        .id
+        .to_string())
 }
 
 #[tokio::main]
@@ -39,7 +49,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stack = RunningStack::start(&sdk, options).await?;
     let demo = seed_demo_merchant(&stack).await?;
     println!("EcomDrive local stack ready at {}", stack.base_url);
-    println!("  demo merchant {demo} owned by {DEMO_OWNER} (POST /_local/login {{\"email\": \"{DEMO_OWNER}\"}})");
+    println!(
+        "  demo merchant {demo} owned by {DEMO_OWNER} (POST /_local/login {{\"email\": \"{DEMO_OWNER}\"}})"
+    );
     println!(
         "  AWS emulator: {}   Meta sandbox: {}",
         emulator.endpoint,

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::instrument::WithSubscriber;
 
 /// The Meta app of the local stack: obviously fake values.
 pub const LOCAL_APP_ID: &str = "100000000000999";
@@ -162,7 +163,7 @@ impl RunningStack {
             http: http.clone(),
             jwt: JwtVerifier::new(
                 JwtConfig::for_issuer(idp.issuer(), vec![LOCAL_CLIENT_ID.into()]),
-                reqwest::Client::new(),
+                http.clone(),
             ),
             config: Arc::new(ApiConfig {
                 public_base_url: base_url.clone(),
@@ -202,22 +203,35 @@ impl RunningStack {
             .with_state(idp.clone())
             .nest("/_local/idp", idp.router())
             .merge(meta_sandbox::local_routes(sandbox.clone()));
-        let app = local.merge(webhook).merge(api);
+        // axum serves each connection on a task of its own: carry the log subscriber of whoever
+        // started the stack into every request, so a test capturing logs sees the functions' lines.
+        let logs = tracing::dispatcher::get_default(|current| current.clone());
+        let app = local
+            .merge(webhook)
+            .merge(api)
+            .layer(axum::middleware::from_fn(
+                move |request: axum::extract::Request, next: axum::middleware::Next| {
+                    next.run(request).with_subscriber(logs.clone())
+                },
+            ));
 
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut server_stop = stopped.clone();
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "local server stopped");
+        tasks.push(tokio::spawn(
+            async move {
+                let shutdown = async move {
+                    let _ = server_stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    tracing::error!(error = %e, "local server stopped");
+                }
             }
-        }));
+            .with_current_subscriber(),
+        ));
 
         let ingest_handler: BatchHandler = {
             let ingest = ingest.clone();
@@ -255,8 +269,18 @@ impl RunningStack {
             handler: reply_handler,
         };
         if options.run_pollers {
-            tasks.push(tokio::spawn(inbound_poller.clone().run(stopped.clone())));
-            tasks.push(tokio::spawn(replies_poller.clone().run(stopped)));
+            tasks.push(tokio::spawn(
+                inbound_poller
+                    .clone()
+                    .run(stopped.clone())
+                    .with_current_subscriber(),
+            ));
+            tasks.push(tokio::spawn(
+                replies_poller
+                    .clone()
+                    .run(stopped)
+                    .with_current_subscriber(),
+            ));
         }
 
         Ok(RunningStack {

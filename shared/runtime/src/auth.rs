@@ -24,6 +24,9 @@ use tokio::time::Instant;
 
 use crate::error::AuthError;
 use crate::problem::Problem;
+#[cfg(test)]
+use ecomdrive_platforms::outbound::{AllowList, LoopbackPorts, Timeouts};
+use ecomdrive_platforms::outbound::{OutboundError, OutboundHttp};
 
 /// Clock skew we tolerate on `exp`.
 const LEEWAY_SECS: u64 = 30;
@@ -120,7 +123,7 @@ struct Inner {
 
 enum KeySource {
     Remote {
-        client: reqwest::Client,
+        client: OutboundHttp,
     },
     /// Keys given at construction (tests, local tools): never fetched.
     Fixed,
@@ -134,7 +137,7 @@ struct KeyCache {
 
 impl JwtVerifier {
     /// A verifier that fetches the keys from `config.jwks_url` with `client` when first needed.
-    pub fn new(config: JwtConfig, client: reqwest::Client) -> Self {
+    pub fn new(config: JwtConfig, client: OutboundHttp) -> Self {
         Self::build(
             config,
             KeySource::Remote { client },
@@ -263,22 +266,35 @@ impl JwtVerifier {
     }
 }
 
+/// A JWKS document is a few keys; anything bigger is not one.
+const MAX_JWKS_BYTES: usize = 64 * 1024;
+
+/// Fetched through the allow-listed client like every outbound call (POLICY E11): the
+/// identity provider (Cognito in ap-south-1) is on the list.
 async fn fetch_jwks(
-    client: &reqwest::Client,
+    client: &OutboundHttp,
     url: &str,
 ) -> Result<HashMap<String, DecodingKey>, AuthError> {
-    let unavailable = |e: reqwest::Error| AuthError::KeysUnavailable(e.to_string());
-    let jwks: serde_json::Value = client
+    let unavailable = |e: OutboundError| AuthError::KeysUnavailable(e.to_string());
+    let response = client
         .get(url)
+        .map_err(unavailable)?
         .timeout(JWKS_FETCH_TIMEOUT)
         .send()
         .await
-        .map_err(unavailable)?
-        .error_for_status()
-        .map_err(unavailable)?
-        .json()
+        .map_err(unavailable)?;
+    if !response.status().is_success() {
+        return Err(AuthError::KeysUnavailable(format!(
+            "the key set answered HTTP {}",
+            response.status()
+        )));
+    }
+    let body = response
+        .bytes_bounded(MAX_JWKS_BYTES)
         .await
         .map_err(unavailable)?;
+    let jwks: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| AuthError::KeysUnavailable(format!("the key set is not JSON: {e}")))?;
     parse_jwks(&jwks)
 }
 
@@ -696,7 +712,11 @@ mod tests {
         JwtVerifier::build(
             config,
             KeySource::Remote {
-                client: reqwest::Client::new(),
+                client: OutboundHttp::new(
+                    AllowList::production().with_loopback(LoopbackPorts::Any),
+                    Timeouts::default(),
+                )
+                .expect("client builds"),
             },
             KeyCache::default(),
             refetch_interval,

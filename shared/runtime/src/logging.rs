@@ -132,9 +132,19 @@ pub mod capture {
     /// A subscriber in the production format writing into the returned buffer. Use it with
     /// `tracing::subscriber::with_default` for synchronous code, or prefer [`with_captured_logs`].
     pub fn capture_logs() -> (impl tracing::Subscriber + Send + Sync, LogBuffer) {
+        keep_tracing_asking_every_subscriber();
         let buffer = LogBuffer::default();
         let subscriber = super::json_subscriber(buffer.clone(), EnvFilter::new("trace"));
         (subscriber, buffer)
+    }
+
+    /// tracing treats a lone scoped subscriber as if it were the only one: a log statement first
+    /// reached on a thread without it (another test's task, in parallel) is then cached as
+    /// disabled for good, and the capture silently misses it. A second, silent dispatcher that
+    /// lives as long as the process makes tracing ask every live subscriber instead.
+    fn keep_tracing_asking_every_subscriber() {
+        static SILENT: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        SILENT.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
     }
 
     /// Runs `future` with every log event it emits captured; returns its output and the logs.
