@@ -64,6 +64,19 @@ impl Member {
     pub fn id(&self) -> &UserId {
         &self.user.id
     }
+
+    /// Records a state-changing action of this member in the merchant's audit log (POLICY A14).
+    pub async fn audit(
+        &self,
+        state: &AppState,
+        action: &str,
+        target: Option<&str>,
+    ) -> Result<(), ApiError> {
+        Ok(state
+            .store
+            .audit(&self.merchant, &self.user.id, action, target)
+            .await?)
+    }
 }
 
 impl FromRequestParts<AppState> for Member {

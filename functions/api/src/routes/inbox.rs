@@ -199,14 +199,8 @@ pub async fn update_conversation(
         .store
         .update_conversation(&member.merchant, &id, status, assignee)
         .await?;
-    state
-        .store
-        .audit(
-            &member.merchant,
-            member.id(),
-            "conversation.update",
-            Some(id.as_str()),
-        )
+    member
+        .audit(&state, "conversation.update", Some(id.as_str()))
         .await?;
     Ok(Json(conversation_view(&conv)))
 }
@@ -316,14 +310,8 @@ pub async fn create_reply(
             .map_err(ApiError::internal)?;
     }
     if created {
-        state
-            .store
-            .audit(
-                &member.merchant,
-                member.id(),
-                "reply.create",
-                Some(reply.id.as_str()),
-            )
+        member
+            .audit(&state, "reply.create", Some(reply.id.as_str()))
             .await?;
     }
     Ok((StatusCode::ACCEPTED, Json(message_view(&reply))))
@@ -360,14 +348,8 @@ pub async fn link_order(
         .store
         .link_order(&member.merchant, &id, order_ref)
         .await?;
-    state
-        .store
-        .audit(
-            &member.merchant,
-            member.id(),
-            "conversation.link_order",
-            Some(id.as_str()),
-        )
+    member
+        .audit(&state, "conversation.link_order", Some(id.as_str()))
         .await?;
     Ok(Json(conversation_view(&conv)))
 }
@@ -481,14 +463,8 @@ pub async fn update_customer(
         .store
         .update_customer(&member.merchant, &id, name, email, phone, notes)
         .await?;
-    state
-        .store
-        .audit(
-            &member.merchant,
-            member.id(),
-            "customer.update",
-            Some(id.as_str()),
-        )
+    member
+        .audit(&state, "customer.update", Some(id.as_str()))
         .await?;
     Ok(Json(customer_view(&c)))
 }

@@ -145,10 +145,7 @@ pub async fn update_merchant(
     m.phone = profile.phone;
     m.gstin = profile.gstin;
     state.store.update_merchant(&m).await?;
-    state
-        .store
-        .audit(&member.merchant, member.id(), "merchant.update", None)
-        .await?;
+    member.audit(&state, "merchant.update", None).await?;
     Ok(Json(MerchantView::of(m, Some(member.role))))
 }
 
@@ -212,14 +209,8 @@ pub async fn invite_member(
         member.require(Action::ChangeOwners)?;
     }
     let invitation = state.store.invite(&member.merchant, &email, role).await?;
-    state
-        .store
-        .audit(
-            &member.merchant,
-            member.id(),
-            "member.invite",
-            Some(role.as_str()),
-        )
+    member
+        .audit(&state, "member.invite", Some(role.as_str()))
         .await?;
     Ok((StatusCode::CREATED, Json(invitation.into())))
 }
@@ -266,14 +257,8 @@ pub async fn change_role(
         ));
     }
     state.store.set_role(&member.merchant, &user, role).await?;
-    state
-        .store
-        .audit(
-            &member.merchant,
-            member.id(),
-            "member.role",
-            Some(user.as_str()),
-        )
+    member
+        .audit(&state, "member.role", Some(user.as_str()))
         .await?;
     let updated = state
         .store
@@ -307,14 +292,8 @@ pub async fn remove_member(
         }
     }
     state.store.remove_member(&member.merchant, &user).await?;
-    state
-        .store
-        .audit(
-            &member.merchant,
-            member.id(),
-            "member.remove",
-            Some(user.as_str()),
-        )
+    member
+        .audit(&state, "member.remove", Some(user.as_str()))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

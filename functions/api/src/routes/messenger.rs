@@ -81,14 +81,8 @@ pub async fn connect(State(state): State<AppState>, member: Member) -> ApiResult
     );
     let meta = state.meta().await?;
     let url = meta.authorize_url(&state.callback_url(), &signed);
-    state
-        .store
-        .audit(
-            &member.merchant,
-            member.id(),
-            "messenger.connect.start",
-            None,
-        )
+    member
+        .audit(&state, "messenger.connect.start", None)
         .await?;
     let mut response = Json(json!({ "authorize_url": url })).into_response();
     response.headers_mut().insert(
@@ -374,14 +368,8 @@ pub async fn connect_page(
         ),
         other => other.into(),
     })?;
-    state
-        .store
-        .audit(
-            m,
-            member.id(),
-            "messenger.page.connect",
-            Some(page_id.as_str()),
-        )
+    member
+        .audit(&state, "messenger.page.connect", Some(page_id.as_str()))
         .await?;
     Ok(Json(page_view(&conn)))
 }
@@ -420,14 +408,8 @@ pub async fn disconnect_page(
         }
     }
     state.store.disconnect_page(m, &page_id).await?;
-    state
-        .store
-        .audit(
-            m,
-            member.id(),
-            "messenger.page.disconnect",
-            Some(page_id.as_str()),
-        )
+    member
+        .audit(&state, "messenger.page.disconnect", Some(page_id.as_str()))
         .await?;
     let conn = state
         .store

@@ -581,18 +581,36 @@ impl Store {
         status: Option<ConversationStatus>,
         assignee: Option<Option<UserId>>,
     ) -> StoreResult<Conversation> {
-        for _ in 0..MAX_OPTIMISTIC_RETRIES {
-            let mut c = self
-                .conversation_item_of(m, id)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            let version = c.version;
+        self.change_conversation(m, id, |c| {
             if let Some(st) = status {
-                c.conversation.status = st;
+                c.status = st;
             }
             if let Some(a) = &assignee {
-                c.conversation.assignee = a.clone();
+                c.assignee = a.clone();
             }
+            true
+        })
+        .await?
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// Reads, changes and writes back a conversation, retrying when another writer got there
+    /// first (the `version` attribute). `change` returns false when there is nothing to write.
+    /// None when the conversation does not exist.
+    async fn change_conversation(
+        &self,
+        m: &MerchantId,
+        id: &ConversationId,
+        change: impl Fn(&mut Conversation) -> bool,
+    ) -> StoreResult<Option<Conversation>> {
+        for _ in 0..MAX_OPTIMISTIC_RETRIES {
+            let Some(mut c) = self.conversation_item_of(m, id).await? else {
+                return Ok(None);
+            };
+            if !change(&mut c.conversation) {
+                return Ok(Some(c.conversation));
+            }
+            let version = c.version;
             c.version += 1;
             let res = self
                 .client
@@ -604,7 +622,7 @@ impl Store {
                 .send()
                 .await;
             match res {
-                Ok(_) => return Ok(c.conversation),
+                Ok(_) => return Ok(Some(c.conversation)),
                 Err(e) if super::is_condition_failed(&e) => continue,
                 Err(e) => return Err(StoreError::dynamo(e)),
             }
@@ -806,7 +824,10 @@ impl Store {
         ];
         match self.transact(tx, "same client_id").await {
             Ok(()) => {
-                self.touch_conversation(m, &conv.id, now).await?;
+                // The reply is stored and will be sent; the inbox order is only a nicety.
+                if let Err(e) = self.touch_conversation(m, &conv.id, now).await {
+                    tracing::warn!(error = %e, "could not move the conversation's activity time");
+                }
                 Ok((message, true))
             }
             Err(StoreError::Conflict(_)) => {
@@ -827,31 +848,14 @@ impl Store {
         id: &ConversationId,
         at: OffsetDateTime,
     ) -> StoreResult<()> {
-        for _ in 0..MAX_OPTIMISTIC_RETRIES {
-            let Some(mut c) = self.conversation_item_of(m, id).await? else {
-                return Ok(());
-            };
-            if at <= c.conversation.last_activity_at {
-                return Ok(());
+        self.change_conversation(m, id, |c| {
+            let later = at > c.last_activity_at;
+            if later {
+                c.last_activity_at = at;
             }
-            let version = c.version;
-            c.conversation.last_activity_at = at;
-            c.version += 1;
-            let res = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(Self::conversation_item(&c)?))
-                .condition_expression("version = :v")
-                .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
-                .send()
-                .await;
-            match res {
-                Ok(_) => return Ok(()),
-                Err(e) if super::is_condition_failed(&e) => continue,
-                Err(e) => return Err(StoreError::dynamo(e)),
-            }
-        }
+            later
+        })
+        .await?;
         Ok(())
     }
 
