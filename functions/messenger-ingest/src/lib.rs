@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_ATTACHMENT_BYTES: usize = 25 * 1024 * 1024;
 /// The queue message kind of an attachment copy job.
 pub const ATTACHMENT_KIND: &str = "attachment";
-/// A webhook delivery as Meta sent it (the kind `messenger-webhook` gives it).
+/// A webhook delivery as Meta sent it: the inbound queue's main kind, sent without an attribute.
 pub const DELIVERY_KIND: &str = "delivery";
 
 #[derive(Debug, thiserror::Error)]

@@ -15,9 +15,6 @@ use ecomdrive_runtime::secrets::{MetaAppSecrets, SecretCache};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-/// The queue message kind of a webhook delivery, as Meta sent it.
-pub const DELIVERY_KIND: &str = "delivery";
-
 #[derive(Clone)]
 pub struct WebhookState {
     pub secrets: SecretCache<MetaAppSecrets>,
@@ -86,7 +83,8 @@ async fn receive(State(state): State<WebhookState>, headers: HeaderMap, body: By
         // Meta sends JSON: a signed body that is not UTF-8 cannot be a delivery.
         return Problem::bad_request("the body is not UTF-8 JSON").into_response();
     };
-    match state.inbound.send(DELIVERY_KIND, text).await {
+    // A delivery is the inbound queue's main kind: no attribute, so all of SQS's 1 MiB is the body.
+    match state.inbound.send(None, text).await {
         Ok(()) => (StatusCode::OK, "EVENT_RECEIVED").into_response(),
         Err(e) => {
             // 5xx makes Meta deliver it again later: nothing is lost.

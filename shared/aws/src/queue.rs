@@ -29,19 +29,28 @@ impl Queue {
         &self.url
     }
 
-    /// Sends a body as it is, tagged with its kind.
-    pub async fn send(&self, kind: &str, body: String) -> Result<(), QueueError> {
-        let kind_attr = MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(kind)
-            .build()
-            .map_err(|e| QueueError(e.to_string()))?;
-        self.sqs
+    /// Sends a body as it is, tagged with its kind. Without a kind the message is the queue's
+    /// main kind, and the whole of SQS's 1 MiB message limit is left to the body (attributes
+    /// count toward it).
+    pub async fn send(&self, kind: Option<&str>, body: String) -> Result<(), QueueError> {
+        let kind_attr = kind
+            .map(|k| {
+                MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(k)
+                    .build()
+                    .map_err(|e| QueueError(e.to_string()))
+            })
+            .transpose()?;
+        let mut req = self
+            .sqs
             .send_message()
             .queue_url(&self.url)
-            .message_body(body)
-            .message_attributes(KIND_ATTRIBUTE, kind_attr)
-            .send()
+            .message_body(body);
+        if let Some(a) = kind_attr {
+            req = req.message_attributes(KIND_ATTRIBUTE, a);
+        }
+        req.send()
             .await
             .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
         Ok(())
@@ -49,6 +58,6 @@ impl Queue {
 
     pub async fn send_json<T: Serialize>(&self, kind: &str, job: &T) -> Result<(), QueueError> {
         let body = serde_json::to_string(job).map_err(|e| QueueError(e.to_string()))?;
-        self.send(kind, body).await
+        self.send(Some(kind), body).await
     }
 }
