@@ -921,12 +921,13 @@ async fn provisioning_creates_what_the_template_declares() {
 
 #[tokio::test]
 async fn local_emulator_starts_answers_and_stops() {
-    use ecomdrive_local::emulator::{Emulator, EmulatorError};
+    use ecomdrive_local::LocalError;
+    use ecomdrive_local::emulator::Emulator;
 
     // Without the venv the error says what to run.
     let empty = std::env::temp_dir().join(format!("ecomdrive-no-venv-{}", ulid::Ulid::new()));
     let missing = Emulator::start(&empty).expect_err("no emulator installed there");
-    assert!(matches!(missing, EmulatorError::NotInstalled(_)));
+    assert!(matches!(missing, LocalError::NotInstalled(_)));
     assert!(
         missing.to_string().contains("infra/scripts/venv.sh"),
         "{missing}"

@@ -4,11 +4,12 @@
 //! `aws-sdk-*` clients; locally those clients point at this emulator (DESIGN.md principle 2).
 //! `infra/scripts/venv.sh` installs it into `<repo>/.venv`.
 
+use crate::error::LocalError;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -19,27 +20,6 @@ pub const REGION: &str = "ap-south-1";
 
 /// How long [`Emulator::start`] waits for the emulator to answer.
 const START_DEADLINE: Duration = Duration::from_secs(30);
-
-/// Why the emulator could not be started.
-#[derive(Debug, thiserror::Error)]
-pub enum EmulatorError {
-    #[error("the AWS emulator is not installed ({0} is missing): run infra/scripts/venv.sh first")]
-    NotInstalled(PathBuf),
-    #[error("could not find a free port on 127.0.0.1: {0}")]
-    NoFreePort(#[source] io::Error),
-    #[error("could not write the emulator's log file {path}: {source}")]
-    Log { path: PathBuf, source: io::Error },
-    #[error("could not start {program}: {source}")]
-    Spawn { program: PathBuf, source: io::Error },
-    #[error("the AWS emulator exited ({status}) before answering; see {log}")]
-    Exited { status: ExitStatus, log: PathBuf },
-    #[error("the AWS emulator did not answer on {endpoint} within {waited:?}; see {log}")]
-    Timeout {
-        endpoint: String,
-        waited: Duration,
-        log: PathBuf,
-    },
-}
 
 /// A running emulator process, stopped when this value is dropped.
 #[derive(Debug)]
@@ -56,22 +36,22 @@ impl Emulator {
     /// Starts `.venv/bin/moto_server` on a free loopback port and waits (blocking, at most
     /// 30 s) until it answers HTTP. Its output goes to `<repo>/.local/emulator-<port>.log`,
     /// kept only when starting fails.
-    pub fn start(repo_root: &Path) -> Result<Emulator, EmulatorError> {
+    pub fn start(repo_root: &Path) -> Result<Emulator, LocalError> {
         let program = repo_root.join(".venv/bin/moto_server");
         if !program.is_file() {
-            return Err(EmulatorError::NotInstalled(program));
+            return Err(LocalError::NotInstalled(program));
         }
-        let port = free_port().map_err(EmulatorError::NoFreePort)?;
+        let port = free_port().map_err(LocalError::NoFreePort)?;
 
         let log_dir = repo_root.join(".local");
         let log = log_dir.join(format!("emulator-{port}.log"));
         let log_file = std::fs::create_dir_all(&log_dir)
             .and_then(|()| File::create(&log))
-            .map_err(|source| EmulatorError::Log {
+            .map_err(|source| LocalError::Log {
                 path: log.clone(),
                 source,
             })?;
-        let log_file_too = log_file.try_clone().map_err(|source| EmulatorError::Log {
+        let log_file_too = log_file.try_clone().map_err(|source| LocalError::Log {
             path: log.clone(),
             source,
         })?;
@@ -82,7 +62,7 @@ impl Emulator {
             .stdout(log_file)
             .stderr(log_file_too)
             .spawn()
-            .map_err(|source| EmulatorError::Spawn {
+            .map_err(|source| LocalError::Spawn {
                 program: program.clone(),
                 source,
             })?;
@@ -102,10 +82,10 @@ impl Emulator {
                 return Ok(emulator);
             }
             if let Ok(Some(status)) = emulator.child.try_wait() {
-                return Err(EmulatorError::Exited { status, log });
+                return Err(LocalError::EmulatorExited { status, log });
             }
             if started.elapsed() > START_DEADLINE {
-                return Err(EmulatorError::Timeout {
+                return Err(LocalError::EmulatorTimeout {
                     endpoint: emulator.endpoint.clone(),
                     waited: START_DEADLINE,
                     log,

@@ -2,7 +2,10 @@
 //! provider, the composition of every function on one port, and the queue pollers.
 
 pub mod emulator;
+pub mod error;
 pub mod idp;
 pub mod poller;
 pub mod provision;
 pub mod stack;
+
+pub use error::LocalError;

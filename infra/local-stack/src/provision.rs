@@ -19,6 +19,7 @@
 //! provision side by side in one emulator. Resources that do not depend on each other are
 //! created concurrently, in waves ordered by their references (`!Ref`, `!GetAtt`, `!Sub`).
 
+use crate::error::LocalError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -65,11 +66,11 @@ impl Resources {
         ]
     }
 
-    fn from_created(all: BTreeMap<String, String>) -> Result<Resources, ProvisionError> {
+    fn from_created(all: BTreeMap<String, String>) -> Result<Resources, LocalError> {
         let get = |logical_id: &'static str| {
             all.get(logical_id)
                 .cloned()
-                .ok_or(ProvisionError::MissingResource(logical_id))
+                .ok_or(LocalError::MissingResource(logical_id))
         };
         Ok(Resources {
             table: get("Table")?,
@@ -84,48 +85,6 @@ impl Resources {
             all,
         })
     }
-}
-
-/// Why provisioning failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ProvisionError {
-    #[error(
-        "invalid name prefix {0:?}: use 1 to 30 characters a-z, 0-9 or '-', starting with a letter"
-    )]
-    InvalidPrefix(String),
-    #[error("could not read {path}: {source}")]
-    ReadTemplate {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("template.yaml is not valid YAML: {0}")]
-    ParseTemplate(#[from] serde_yaml::Error),
-    #[error("template.yaml, {at}: {problem}")]
-    Template { at: String, problem: String },
-    #[error("template.yaml, resource {resource}: cannot resolve a reference to {target} locally")]
-    UnresolvedReference { resource: String, target: String },
-    #[error(
-        "template.yaml, resource {resource}: intrinsic function {function} is not supported locally"
-    )]
-    UnsupportedIntrinsic { resource: String, function: String },
-    #[error(
-        "template.yaml, resource {0}: conditional resources are not supported by the local provisioning"
-    )]
-    ConditionalResource(String),
-    #[error("template.yaml: these resources depend on each other in a cycle: {0:?}")]
-    DependencyCycle(Vec<String>),
-    #[error("no value supplied for secret {0}: pass it in the `secrets` map (logical id → JSON)")]
-    MissingSecretValue(String),
-    #[error("template.yaml declares no resource {0}, which the code needs")]
-    MissingResource(&'static str),
-    #[error("creating {resource} ({operation}) failed: {message}")]
-    Aws {
-        resource: String,
-        operation: &'static str,
-        message: String,
-    },
-    #[error("a provisioning task failed: {0}")]
-    Task(String),
 }
 
 /// The repository root, known at compile time (this crate lives in `infra/local-stack`).
@@ -150,13 +109,12 @@ pub async fn provision(
     template: &Path,
     prefix: &str,
     secrets: &BTreeMap<String, serde_json::Value>,
-) -> Result<Resources, ProvisionError> {
+) -> Result<Resources, LocalError> {
     check_prefix(prefix)?;
-    let text =
-        std::fs::read_to_string(template).map_err(|source| ProvisionError::ReadTemplate {
-            path: template.to_path_buf(),
-            source,
-        })?;
+    let text = std::fs::read_to_string(template).map_err(|source| LocalError::ReadTemplate {
+        path: template.to_path_buf(),
+        source,
+    })?;
     let plan = Plan::read(&text)?;
     let region = sdk
         .region()
@@ -182,7 +140,7 @@ pub async fn provision(
             .into_iter()
             .partition(|declared| declared.depends_on.iter().all(|d| created.contains_key(d)));
         if ready.is_empty() {
-            return Err(ProvisionError::DependencyCycle(
+            return Err(LocalError::DependencyCycle(
                 rest.into_iter()
                     .map(|declared| declared.logical_id)
                     .collect(),
@@ -201,7 +159,7 @@ pub async fn provision(
             wave.spawn(create(clients.clone(), declared.logical_id, spec));
         }
         while let Some(joined) = wave.join_next().await {
-            let (logical_id, made) = joined.map_err(|e| ProvisionError::Task(e.to_string()))??;
+            let (logical_id, made) = joined.map_err(|e| LocalError::Task(e.to_string()))??;
             created.insert(logical_id, made);
         }
         waiting = rest;
@@ -214,14 +172,14 @@ pub async fn provision(
     Resources::from_created(all)
 }
 
-fn check_prefix(prefix: &str) -> Result<(), ProvisionError> {
+fn check_prefix(prefix: &str) -> Result<(), LocalError> {
     let mut chars = prefix.chars();
     let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_lowercase());
     let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if starts_with_letter && rest_ok && prefix.len() <= 30 && !prefix.ends_with('-') {
         Ok(())
     } else {
-        Err(ProvisionError::InvalidPrefix(prefix.to_string()))
+        Err(LocalError::InvalidPrefix(prefix.to_string()))
     }
 }
 
@@ -268,7 +226,7 @@ struct Plan {
 }
 
 impl Plan {
-    fn read(text: &str) -> Result<Plan, ProvisionError> {
+    fn read(text: &str) -> Result<Plan, LocalError> {
         let template: Value = serde_yaml::from_str(text)?;
         let resources = template
             .get("Resources")
@@ -288,7 +246,7 @@ impl Plan {
                 continue;
             };
             if resource.get("Condition").is_some() {
-                return Err(ProvisionError::ConditionalResource(logical_id.to_string()));
+                return Err(LocalError::ConditionalResource(logical_id.to_string()));
             }
             let properties = match resource.get("Properties") {
                 None => Mapping::new(),
@@ -351,8 +309,8 @@ impl Plan {
     }
 }
 
-fn template_error(at: &str, problem: &str) -> ProvisionError {
-    ProvisionError::Template {
+fn template_error(at: &str, problem: &str) -> LocalError {
+    LocalError::Template {
         at: at.to_string(),
         problem: problem.to_string(),
     }
@@ -505,20 +463,20 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     /// The resolved property `key` of `properties`, if present (and not `AWS::NoValue`).
-    fn property(&self, properties: &Mapping, key: &str) -> Result<Option<Value>, ProvisionError> {
+    fn property(&self, properties: &Mapping, key: &str) -> Result<Option<Value>, LocalError> {
         match properties.get(key) {
             None => Ok(None),
             Some(value) => self.resolve(value),
         }
     }
 
-    fn string(&self, properties: &Mapping, key: &str) -> Result<Option<String>, ProvisionError> {
+    fn string(&self, properties: &Mapping, key: &str) -> Result<Option<String>, LocalError> {
         self.property(properties, key)?
             .map(|value| scalar_text(&value).ok_or_else(|| self.shape_error(key, "a scalar")))
             .transpose()
     }
 
-    fn list(&self, properties: &Mapping, key: &str) -> Result<Vec<Value>, ProvisionError> {
+    fn list(&self, properties: &Mapping, key: &str) -> Result<Vec<Value>, LocalError> {
         match self.property(properties, key)? {
             None => Ok(Vec::new()),
             Some(Value::Sequence(items)) => Ok(items),
@@ -526,7 +484,7 @@ impl Resolver<'_> {
         }
     }
 
-    fn shape_error(&self, key: &str, expected: &str) -> ProvisionError {
+    fn shape_error(&self, key: &str, expected: &str) -> LocalError {
         template_error(
             &format!("Resources.{}.Properties.{key}", self.resource),
             &format!("expected {expected}"),
@@ -534,7 +492,7 @@ impl Resolver<'_> {
     }
 
     /// `Ok(None)` stands for `AWS::NoValue` (the property is left out).
-    fn resolve(&self, value: &Value) -> Result<Option<Value>, ProvisionError> {
+    fn resolve(&self, value: &Value) -> Result<Option<Value>, LocalError> {
         if let Some((function, argument)) = intrinsic(value) {
             return match function.as_str() {
                 "Ref" => {
@@ -580,21 +538,21 @@ impl Resolver<'_> {
         }
     }
 
-    fn unsupported(&self, function: &str) -> ProvisionError {
-        ProvisionError::UnsupportedIntrinsic {
+    fn unsupported(&self, function: &str) -> LocalError {
+        LocalError::UnsupportedIntrinsic {
             resource: self.resource.to_string(),
             function: function.to_string(),
         }
     }
 
-    fn unresolved(&self, target: &str) -> ProvisionError {
-        ProvisionError::UnresolvedReference {
+    fn unresolved(&self, target: &str) -> LocalError {
+        LocalError::UnresolvedReference {
             resource: self.resource.to_string(),
             target: target.to_string(),
         }
     }
 
-    fn reference(&self, name: &str) -> Result<String, ProvisionError> {
+    fn reference(&self, name: &str) -> Result<String, LocalError> {
         if let Some(made) = self.created.get(name) {
             return Ok(made.reference.clone());
         }
@@ -619,7 +577,7 @@ impl Resolver<'_> {
             .ok_or_else(|| self.unresolved(name))
     }
 
-    fn attribute(&self, resource: &str, attribute: &str) -> Result<String, ProvisionError> {
+    fn attribute(&self, resource: &str, attribute: &str) -> Result<String, LocalError> {
         self.created
             .get(resource)
             .and_then(|made| made.attributes.get(attribute))
@@ -627,7 +585,7 @@ impl Resolver<'_> {
             .ok_or_else(|| self.unresolved(&format!("{resource}.{attribute}")))
     }
 
-    fn substitute(&self, argument: &Value) -> Result<String, ProvisionError> {
+    fn substitute(&self, argument: &Value) -> Result<String, LocalError> {
         let (text, variables) = match argument {
             Value::Sequence(parts) if parts.len() == 2 => {
                 (parts[0].as_str(), parts[1].as_mapping())
@@ -725,7 +683,7 @@ impl Spec {
         name: String,
         resolver: &Resolver<'_>,
         secrets: &BTreeMap<String, serde_json::Value>,
-    ) -> Result<Spec, ProvisionError> {
+    ) -> Result<Spec, LocalError> {
         let properties = &declared.properties;
         match declared.kind {
             Kind::Table => read_table(name, properties, resolver).map(Spec::Table),
@@ -759,9 +717,7 @@ impl Spec {
                     Some(serde_json::Value::String(text)) => text.clone(),
                     Some(json) => json.to_string(),
                     None => {
-                        return Err(ProvisionError::MissingSecretValue(
-                            declared.logical_id.clone(),
-                        ));
+                        return Err(LocalError::MissingSecretValue(declared.logical_id.clone()));
                     }
                 };
                 Ok(Spec::Secret {
@@ -778,7 +734,7 @@ fn read_table(
     name: String,
     properties: &Mapping,
     resolver: &Resolver<'_>,
-) -> Result<TableSpec, ProvisionError> {
+) -> Result<TableSpec, LocalError> {
     let at = |what: &str| format!("Resources.{}.Properties.{what}", resolver.resource);
     let build_error =
         |what: &str, error: &dyn std::fmt::Display| template_error(&at(what), &error.to_string());
@@ -792,7 +748,7 @@ fn read_table(
 
     let key_schema = |elements: &[Value],
                       what: &str|
-     -> Result<Vec<KeySchemaElement>, ProvisionError> {
+     -> Result<Vec<KeySchemaElement>, LocalError> {
         elements
             .iter()
             .map(|element| {
@@ -875,7 +831,7 @@ fn read_queue(
     name: String,
     properties: &Mapping,
     resolver: &Resolver<'_>,
-) -> Result<QueueSpec, ProvisionError> {
+) -> Result<QueueSpec, LocalError> {
     // Template property → SQS attribute, for the attributes that change behaviour.
     const PLAIN: [(&str, QueueAttributeName); 11] = [
         ("DelaySeconds", QueueAttributeName::DelaySeconds),
@@ -950,10 +906,10 @@ async fn create(
     clients: Clients,
     logical_id: String,
     spec: Spec,
-) -> Result<(String, Created), ProvisionError> {
+) -> Result<(String, Created), LocalError> {
     let failed = |operation: &'static str| {
         let resource = logical_id.clone();
-        move |error: &dyn std::error::Error| ProvisionError::Aws {
+        move |error: &dyn std::error::Error| LocalError::Aws {
             resource,
             operation,
             message: DisplayErrorContext(error).to_string(),
@@ -1227,7 +1183,7 @@ Resources:
         );
         assert!(matches!(
             resolver.resolve(&value),
-            Err(ProvisionError::UnresolvedReference { target, .. }) if target == "Name"
+            Err(LocalError::UnresolvedReference { target, .. }) if target == "Name"
         ));
         let long_form: Value = serde_yaml::from_str("{Fn::GetAtt: [Dlq, Arn]}").expect("yaml");
         assert_eq!(
@@ -1237,7 +1193,7 @@ Resources:
         let join: Value = serde_yaml::from_str("!Join ['', [a, b]]").expect("yaml");
         assert!(matches!(
             resolver.resolve(&join),
-            Err(ProvisionError::UnsupportedIntrinsic { function, .. }) if function == "Fn::Join"
+            Err(LocalError::UnsupportedIntrinsic { function, .. }) if function == "Fn::Join"
         ));
     }
 
@@ -1246,7 +1202,7 @@ Resources:
         assert!(check_prefix("t01hzy").is_ok());
         for bad in ["", "T1", "1t", "t_1", "t-", &"t".repeat(31)] {
             assert!(
-                matches!(check_prefix(bad), Err(ProvisionError::InvalidPrefix(_))),
+                matches!(check_prefix(bad), Err(LocalError::InvalidPrefix(_))),
                 "{bad:?} should be refused"
             );
         }
@@ -1257,7 +1213,7 @@ Resources:
         let template = "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Condition: Maybe\n";
         assert!(matches!(
             Plan::read(template),
-            Err(ProvisionError::ConditionalResource(id)) if id == "Q"
+            Err(LocalError::ConditionalResource(id)) if id == "Q"
         ));
     }
 }

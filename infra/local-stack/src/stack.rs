@@ -2,6 +2,7 @@
 //! local identity provider, every HTTP function on one port and the queue functions on pollers.
 //! `local-stack` (the README's first command) runs it; the tests start one per test.
 
+use crate::error::LocalError;
 use crate::idp::LocalIdp;
 use crate::poller::{BatchHandler, Poller};
 use crate::provision::{self, Resources};
@@ -65,18 +66,6 @@ impl StackOptions {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StackError {
-    #[error("could not bind the local port: {0}")]
-    Bind(std::io::Error),
-    #[error(transparent)]
-    Provision(#[from] provision::ProvisionError),
-    #[error("Meta sandbox: {0}")]
-    Sandbox(String),
-    #[error("outbound HTTP: {0}")]
-    Http(String),
-}
-
 /// A running stack. Dropping it (or [`RunningStack::stop`]) stops the server and the pollers.
 pub struct RunningStack {
     pub base_url: String,
@@ -96,11 +85,11 @@ impl RunningStack {
     pub async fn start(
         sdk: &aws_config::SdkConfig,
         options: StackOptions,
-    ) -> Result<Self, StackError> {
+    ) -> Result<Self, LocalError> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
             .await
-            .map_err(StackError::Bind)?;
-        let addr = listener.local_addr().map_err(StackError::Bind)?;
+            .map_err(LocalError::Bind)?;
+        let addr = listener.local_addr().map_err(LocalError::Bind)?;
         let base_url = format!("http://{addr}");
 
         let secrets = BTreeMap::from([(
@@ -129,7 +118,7 @@ impl RunningStack {
         let sandbox_url = sandbox
             .serve()
             .await
-            .map_err(|e| StackError::Sandbox(e.to_string()))?;
+            .map_err(|e| LocalError::Sandbox(e.to_string()))?;
         let idp = Arc::new(LocalIdp::new(
             format!("{base_url}/_local/idp"),
             LOCAL_CLIENT_ID.into(),
@@ -140,7 +129,7 @@ impl RunningStack {
             AllowList::production().with_loopback(LoopbackPorts::Any),
             Timeouts::default(),
         )
-        .map_err(|e| StackError::Http(e.to_string()))?;
+        .map_err(|e| LocalError::Http(e.to_string()))?;
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
         let store = Store::new(dynamodb, resources.table.clone());
