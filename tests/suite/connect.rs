@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ecomdrive_api::oauth_state::{NONCE_COOKIE, StateClaims, nonce_hash, sign};
+use ecomdrive_aws::AwsError;
 use ecomdrive_aws::store::connections::{ConnectionStatus, OAuthState};
-use ecomdrive_aws::vault::VaultError;
 use ecomdrive_aws::{TokenContext, TokenVault};
 use ecomdrive_core::ids::{ConversationId, MerchantId, MessageId, PageId, UserId};
 use ecomdrive_platforms::meta::MESSENGER_WEBHOOK_FIELDS;
@@ -814,7 +814,7 @@ async fn policy_e14_tokens_are_kms_encrypted_and_bound_to_their_merchant() {
     };
     assert!(matches!(
         vault.open(&copied, &sealed).await,
-        Err(VaultError::Refused)
+        Err(AwsError::TokenRefused)
     ));
     // Nor as another Page's token, nor as the user token.
     let other_page = TokenContext {
@@ -823,7 +823,7 @@ async fn policy_e14_tokens_are_kms_encrypted_and_bound_to_their_merchant() {
     };
     assert!(matches!(
         vault.open(&other_page, &sealed).await,
-        Err(VaultError::Refused)
+        Err(AwsError::TokenRefused)
     ));
 
     // The user token is sealed the same way.
@@ -854,7 +854,7 @@ async fn policy_e14_tokens_are_kms_encrypted_and_bound_to_their_merchant() {
         vault
             .open(&user_elsewhere, &auth.user_token_ciphertext)
             .await,
-        Err(VaultError::Refused)
+        Err(AwsError::TokenRefused)
     ));
     // No response carries a token or a ciphertext.
     let (_, status_body) = s.get(&t.token, &status_path(&t)).await;

@@ -14,7 +14,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use ecomdrive_aws::store::connections::ConnectionStatus;
-use ecomdrive_aws::{Store, StoreError, TokenContext, TokenVault};
+use ecomdrive_aws::{AwsError, Store, TokenContext, TokenVault};
 use ecomdrive_core::ids::Mid;
 use ecomdrive_core::inbox::{Message, MessageStatus, reply_metadata};
 pub use ecomdrive_core::inbox::{REPLY_KIND, ReplyJob};
@@ -33,7 +33,7 @@ pub enum ReplyError {
     #[error("the record is not a reply job: {0}")]
     BadRecord(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] AwsError),
     #[error("the Page token could not be opened: {0}")]
     Vault(String),
     #[error("Meta app configuration: {0}")]

@@ -1,7 +1,7 @@
 //! The API's one error type; every variant becomes an RFC 9457 problem with a stable `type`.
 
 use axum::response::{IntoResponse, Response};
-use ecomdrive_aws::StoreError;
+use ecomdrive_aws::AwsError;
 use ecomdrive_runtime::problem::{FieldError, Problem};
 use http::StatusCode;
 
@@ -48,12 +48,12 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
+impl From<AwsError> for ApiError {
+    fn from(e: AwsError) -> Self {
         match e {
-            StoreError::NotFound => ApiError::NotFound,
-            StoreError::Conflict(what) => ApiError::conflict("conflict", what),
-            StoreError::BadCursor => ApiError::BadRequest("invalid cursor".into()),
+            AwsError::NotFound => ApiError::NotFound,
+            AwsError::Conflict(what) => ApiError::conflict("conflict", what),
+            AwsError::BadCursor => ApiError::BadRequest("invalid cursor".into()),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -8,7 +8,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use ecomdrive_aws::blobs::merchant_key;
 use ecomdrive_aws::queue::KIND_ATTRIBUTE;
 use ecomdrive_aws::store::inbox::{IncomingMessage, Ingested};
-use ecomdrive_aws::{Blobs, Queue, Store, StoreError};
+use ecomdrive_aws::{AwsError, Blobs, Queue, Store};
 use ecomdrive_core::ids::{ConversationId, MerchantId, MessageId, Mid, PageId};
 use ecomdrive_core::inbox::{Direction, MessageStatus, StoredAttachment, parse_reply_metadata};
 use ecomdrive_core::webhook::{self, Attachment, MessengerEvent};
@@ -27,7 +27,7 @@ pub enum IngestError {
     #[error("the record is not a Messenger delivery: {0}")]
     BadRecord(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] AwsError),
     #[error("attachment job could not be queued: {0}")]
     Queue(String),
     #[error("attachment could not be copied: {0}")]
@@ -188,7 +188,7 @@ impl Ingest {
                             return Ok(());
                         }
                         // Not one of ours after all: store it like any echo.
-                        Err(StoreError::NotFound) => {}
+                        Err(AwsError::NotFound) => {}
                         Err(e) => return Err(e.into()),
                     }
                 }

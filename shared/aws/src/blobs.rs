@@ -1,13 +1,10 @@
 //! Objects in the private data bucket (attachments now, exports later). Every key starts with
 //! `merchants/<merchant_id>/`, so a merchant's objects can be listed and deleted together.
 
+use crate::AwsError;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use ecomdrive_core::ids::MerchantId;
-
-#[derive(Debug, thiserror::Error)]
-#[error("S3: {0}")]
-pub struct BlobError(pub String);
 
 #[derive(Clone)]
 pub struct Blobs {
@@ -32,7 +29,7 @@ impl Blobs {
         key: &str,
         bytes: Vec<u8>,
         content_type: Option<&str>,
-    ) -> Result<(), BlobError> {
+    ) -> Result<(), AwsError> {
         self.s3
             .put_object()
             .bucket(&self.bucket)
@@ -41,11 +38,11 @@ impl Blobs {
             .set_content_type(content_type.map(str::to_owned))
             .send()
             .await
-            .map_err(|e| BlobError(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| AwsError::Blob(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
         Ok(())
     }
 
-    pub async fn get(&self, key: &str) -> Result<Vec<u8>, BlobError> {
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, AwsError> {
         let out = self
             .s3
             .get_object()
@@ -53,12 +50,12 @@ impl Blobs {
             .key(key)
             .send()
             .await
-            .map_err(|e| BlobError(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| AwsError::Blob(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
         let data = out
             .body
             .collect()
             .await
-            .map_err(|e| BlobError(e.to_string()))?;
+            .map_err(|e| AwsError::Blob(e.to_string()))?;
         Ok(data.into_bytes().to_vec())
     }
 }

@@ -2,13 +2,15 @@
 //! `AWS_ENDPOINT_URL`): the DynamoDB store, the KMS token vault, SQS queues, S3 objects.
 
 pub mod blobs;
+pub mod error;
 pub mod queue;
 pub mod store;
 pub mod vault;
 
 pub use blobs::Blobs;
+pub use error::AwsError;
 pub use queue::Queue;
-pub use store::{Store, StoreError};
+pub use store::Store;
 pub use vault::{TokenContext, TokenVault};
 
 /// An S3 client that works against the emulator too (path-style addressing with an endpoint).

@@ -1,12 +1,9 @@
 //! SQS queues between functions.
 
+use crate::AwsError;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use serde::Serialize;
-
-#[derive(Debug, thiserror::Error)]
-#[error("SQS: {0}")]
-pub struct QueueError(pub String);
 
 /// The message attribute that says what a queue message is (one queue may carry a few kinds).
 pub const KIND_ATTRIBUTE: &str = "kind";
@@ -32,14 +29,14 @@ impl Queue {
     /// Sends a body as it is, tagged with its kind. Without a kind the message is the queue's
     /// main kind, and the whole of SQS's 1 MiB message limit is left to the body (attributes
     /// count toward it).
-    pub async fn send(&self, kind: Option<&str>, body: String) -> Result<(), QueueError> {
+    pub async fn send(&self, kind: Option<&str>, body: String) -> Result<(), AwsError> {
         let kind_attr = kind
             .map(|k| {
                 MessageAttributeValue::builder()
                     .data_type("String")
                     .string_value(k)
                     .build()
-                    .map_err(|e| QueueError(e.to_string()))
+                    .map_err(|e| AwsError::Queue(e.to_string()))
             })
             .transpose()?;
         let mut req = self
@@ -52,12 +49,12 @@ impl Queue {
         }
         req.send()
             .await
-            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| AwsError::Queue(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
         Ok(())
     }
 
-    pub async fn send_json<T: Serialize>(&self, kind: &str, job: &T) -> Result<(), QueueError> {
-        let body = serde_json::to_string(job).map_err(|e| QueueError(e.to_string()))?;
+    pub async fn send_json<T: Serialize>(&self, kind: &str, job: &T) -> Result<(), AwsError> {
+        let body = serde_json::to_string(job).map_err(|e| AwsError::Queue(e.to_string()))?;
         self.send(Some(kind), body).await
     }
 }

@@ -4,20 +4,12 @@
 //! (integration and resource), so a ciphertext copied into another merchant's record does not
 //! decrypt. Plaintext tokens exist only in memory, as [`Secret`].
 
+use crate::AwsError;
 use aws_sdk_kms::Client;
 use aws_sdk_kms::primitives::Blob;
 use base64::Engine;
 use ecomdrive_core::Secret;
 use ecomdrive_core::ids::MerchantId;
-
-#[derive(Debug, thiserror::Error)]
-pub enum VaultError {
-    /// KMS refused: wrong context (another merchant's ciphertext), wrong key, or tampered data.
-    #[error("the token could not be decrypted for this merchant")]
-    Refused,
-    #[error("KMS: {0}")]
-    Kms(String),
-}
 
 /// What a token belongs to; it becomes the KMS encryption context.
 #[derive(Clone, Debug)]
@@ -44,7 +36,7 @@ impl TokenVault {
     }
 
     /// Encrypts a token; the result (base64) is what the store keeps.
-    pub async fn seal(&self, ctx: &TokenContext<'_>, token: &Secret) -> Result<String, VaultError> {
+    pub async fn seal(&self, ctx: &TokenContext<'_>, token: &Secret) -> Result<String, AwsError> {
         let out = self
             .kms
             .encrypt()
@@ -55,17 +47,17 @@ impl TokenVault {
             .encryption_context("resource", ctx.resource)
             .send()
             .await
-            .map_err(|e| VaultError::Kms(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| AwsError::Kms(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
         let blob = out
             .ciphertext_blob
-            .ok_or_else(|| VaultError::Kms("no ciphertext returned".into()))?;
+            .ok_or_else(|| AwsError::Kms("no ciphertext returned".into()))?;
         Ok(base64::engine::general_purpose::STANDARD.encode(blob.as_ref()))
     }
 
-    pub async fn open(&self, ctx: &TokenContext<'_>, sealed: &str) -> Result<Secret, VaultError> {
+    pub async fn open(&self, ctx: &TokenContext<'_>, sealed: &str) -> Result<Secret, AwsError> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(sealed)
-            .map_err(|_| VaultError::Refused)?;
+            .map_err(|_| AwsError::TokenRefused)?;
         let out = self
             .kms
             .decrypt()
@@ -78,19 +70,19 @@ impl TokenVault {
             .await;
         match out {
             Ok(o) => {
-                let plain = o.plaintext.ok_or(VaultError::Refused)?;
+                let plain = o.plaintext.ok_or(AwsError::TokenRefused)?;
                 String::from_utf8(plain.into_inner())
                     .map(Secret::new)
-                    .map_err(|_| VaultError::Refused)
+                    .map_err(|_| AwsError::TokenRefused)
             }
             Err(e) => {
                 let refused = e.as_service_error().is_some_and(|s| {
                     s.is_invalid_ciphertext_exception() || s.is_incorrect_key_exception()
                 });
                 if refused {
-                    Err(VaultError::Refused)
+                    Err(AwsError::TokenRefused)
                 } else {
-                    Err(VaultError::Kms(
+                    Err(AwsError::Kms(
                         aws_sdk_kms::error::DisplayErrorContext(e).to_string(),
                     ))
                 }

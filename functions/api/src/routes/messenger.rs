@@ -362,7 +362,7 @@ pub async fn connect_page(
         updated_at: now,
     };
     state.store.connect_page(&conn).await.map_err(|e| match e {
-        ecomdrive_aws::StoreError::Conflict(_) => ApiError::conflict(
+        ecomdrive_aws::AwsError::Conflict(_) => ApiError::conflict(
             "page-held-by-another-merchant",
             "this Page is connected to another merchant",
         ),

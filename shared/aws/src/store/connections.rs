@@ -1,7 +1,8 @@
 //! The Messenger connection: OAuth state, the authorizing user's token and Pages, connected Pages
 //! (POLICY E1, E4, E14, E15). Tokens are stored only as KMS ciphertext (see `vault`).
 
-use super::{Store, StoreError, StoreResult, keys};
+use super::{Store, StoreResult, keys};
+use crate::AwsError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use ecomdrive_core::ids::{MerchantId, PageId, UserId};
 use serde::{Deserialize, Serialize};
@@ -90,7 +91,7 @@ impl Store {
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(AwsError::dynamo)?;
         res.attributes.map(Self::parse).transpose()
     }
 
@@ -183,7 +184,7 @@ impl Store {
     pub async fn disconnect_page(&self, m: &MerchantId, page: &PageId) -> StoreResult<()> {
         let now = OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            .map_err(|e| AwsError::Corrupt(e.to_string()))?;
         let mut release =
             self.tx_delete(keys::page_owner_pk(page), keys::PAGE_OWNER_SK.into(), false);
         if let Some(d) = release.delete.as_mut() {
@@ -229,7 +230,7 @@ impl Store {
                 if super::is_condition_failed(&e) {
                     Ok(())
                 } else {
-                    Err(StoreError::dynamo(e))
+                    Err(AwsError::dynamo(e))
                 }
             })
     }

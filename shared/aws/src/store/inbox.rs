@@ -4,7 +4,8 @@
 //! marker that must not exist yet, so a redelivered webhook or a reprocessed SQS record writes
 //! nothing new. Conversations carry a `version` for optimistic concurrency between ingest workers.
 
-use super::{Page, Store, StoreError, StoreResult, decode_cursor, encode_cursor, keys, now_ms};
+use super::{Page, Store, StoreResult, decode_cursor, encode_cursor, keys, now_ms};
+use crate::AwsError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use ecomdrive_core::ids::{
     ConversationId, CustomerId, MerchantId, MessageId, Mid, PageId, Psid, UserId,
@@ -175,10 +176,9 @@ impl Store {
             .await
         {
             Ok(()) => Ok(item),
-            Err(StoreError::Conflict(_)) => self
-                .customer_item(m, &id)
-                .await?
-                .ok_or(StoreError::NotFound),
+            Err(AwsError::Conflict(_)) => {
+                self.customer_item(m, &id).await?.ok_or(AwsError::NotFound)
+            }
             Err(e) => Err(e),
         }
     }
@@ -326,11 +326,11 @@ impl Store {
             }
             match self.transact(tx, "changed meanwhile").await {
                 Ok(()) => return Ok(Ingested::Stored(Box::new(message))),
-                Err(StoreError::Conflict(_)) => continue,
+                Err(AwsError::Conflict(_)) => continue,
                 Err(e) => return Err(e),
             }
         }
-        Err(StoreError::Conflict(
+        Err(AwsError::Conflict(
             "conversation kept changing; the record will be retried",
         ))
     }
@@ -345,7 +345,7 @@ impl Store {
         mid: &Mid,
     ) -> StoreResult<bool> {
         let Some(msg) = self.message(m, conversation, message).await? else {
-            return Err(StoreError::NotFound);
+            return Err(AwsError::NotFound);
         };
         self.record_sent(&msg, mid).await
     }
@@ -383,7 +383,7 @@ impl Store {
         ];
         match self.transact(tx, "already recorded").await {
             Ok(()) => Ok(true),
-            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(AwsError::Conflict(_)) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -422,7 +422,7 @@ impl Store {
             .limit(200)
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(AwsError::dynamo)?;
         let mut moved = 0;
         for item in res.items.unwrap_or_default() {
             let msg: Message = Self::parse(item)?;
@@ -450,7 +450,7 @@ impl Store {
             match res {
                 Ok(_) => moved += 1,
                 Err(e) if super::is_condition_failed(&e) => {}
-                Err(e) => return Err(StoreError::dynamo(e)),
+                Err(e) => return Err(AwsError::dynamo(e)),
             }
         }
         Ok(moved)
@@ -481,7 +481,7 @@ impl Store {
                 .expression_attribute_values(":r", s(r)),
             None => req.update_expression("REMOVE reaction"),
         };
-        req.send().await.map_err(StoreError::dynamo)?;
+        req.send().await.map_err(AwsError::dynamo)?;
         Ok(true)
     }
 
@@ -494,7 +494,7 @@ impl Store {
         attachment: &StoredAttachment,
     ) -> StoreResult<()> {
         let value: AttributeValue = serde_dynamo::to_attribute_value(attachment)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            .map_err(|e| AwsError::Corrupt(e.to_string()))?;
         self.client
             .update_item()
             .table_name(&self.table)
@@ -507,7 +507,7 @@ impl Store {
             .expression_attribute_values(":a", value)
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(AwsError::dynamo)?;
         Ok(())
     }
 
@@ -550,7 +550,7 @@ impl Store {
                 .expression_attribute_values(
                     ":status",
                     serde_dynamo::to_attribute_value(st)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                        .map_err(|e| AwsError::Corrupt(e.to_string()))?,
                 );
         }
         if let Some(a) = &filter.assignee {
@@ -560,7 +560,7 @@ impl Store {
         if !conditions.is_empty() {
             q = q.filter_expression(conditions.join(" AND "));
         }
-        let out = q.send().await.map_err(StoreError::dynamo)?;
+        let out = q.send().await.map_err(AwsError::dynamo)?;
         let items = out
             .items
             .unwrap_or_default()
@@ -591,7 +591,7 @@ impl Store {
             true
         })
         .await?
-        .ok_or(StoreError::NotFound)
+        .ok_or(AwsError::NotFound)
     }
 
     /// Reads, changes and writes back a conversation, retrying when another writer got there
@@ -624,10 +624,10 @@ impl Store {
             match res {
                 Ok(_) => return Ok(Some(c.conversation)),
                 Err(e) if super::is_condition_failed(&e) => continue,
-                Err(e) => return Err(StoreError::dynamo(e)),
+                Err(e) => return Err(AwsError::dynamo(e)),
             }
         }
-        Err(StoreError::Conflict("conversation kept changing"))
+        Err(AwsError::Conflict("conversation kept changing"))
     }
 
     /// Links an order reference to a conversation; the customer shows it too (POLICY E9).
@@ -637,10 +637,7 @@ impl Store {
         id: &ConversationId,
         order_ref: &str,
     ) -> StoreResult<Conversation> {
-        let conv = self
-            .conversation(m, id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let conv = self.conversation(m, id).await?.ok_or(AwsError::NotFound)?;
         if conv.order_refs.iter().any(|o| o == order_ref) {
             return Ok(conv);
         }
@@ -665,7 +662,7 @@ impl Store {
         ];
         self.transact(tx, "conversation or customer missing")
             .await?;
-        self.conversation(m, id).await?.ok_or(StoreError::NotFound)
+        self.conversation(m, id).await?.ok_or(AwsError::NotFound)
     }
 
     pub async fn customer(
@@ -719,7 +716,7 @@ impl Store {
             }
         }
         if sets.is_empty() && removes.is_empty() {
-            return self.customer(m, id).await?.ok_or(StoreError::NotFound);
+            return self.customer(m, id).await?.ok_or(AwsError::NotFound);
         }
         let mut expr = String::new();
         if !sets.is_empty() {
@@ -730,10 +727,10 @@ impl Store {
         }
         match req.update_expression(expr).send().await {
             Ok(_) => {}
-            Err(e) if super::is_condition_failed(&e) => return Err(StoreError::NotFound),
-            Err(e) => return Err(StoreError::dynamo(e)),
+            Err(e) if super::is_condition_failed(&e) => return Err(AwsError::NotFound),
+            Err(e) => return Err(AwsError::dynamo(e)),
         }
-        self.customer(m, id).await?.ok_or(StoreError::NotFound)
+        self.customer(m, id).await?.ok_or(AwsError::NotFound)
     }
 
     /// Messages of a conversation, oldest first.
@@ -755,7 +752,7 @@ impl Store {
             .set_exclusive_start_key(cursor.map(|c| decode_cursor(c, m)).transpose()?)
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(AwsError::dynamo)?;
         let items = out
             .items
             .unwrap_or_default()
@@ -830,12 +827,12 @@ impl Store {
                 }
                 Ok((message, true))
             }
-            Err(StoreError::Conflict(_)) => {
-                let key: ReplyKey = self.get(pk, key_sk).await?.ok_or(StoreError::NotFound)?;
+            Err(AwsError::Conflict(_)) => {
+                let key: ReplyKey = self.get(pk, key_sk).await?.ok_or(AwsError::NotFound)?;
                 let existing = self
                     .message(m, &conv.id, &key.message_id)
                     .await?
-                    .ok_or(StoreError::NotFound)?;
+                    .ok_or(AwsError::NotFound)?;
                 Ok((existing, false))
             }
             Err(e) => Err(e),
@@ -887,7 +884,7 @@ impl Store {
         match res {
             Ok(_) => Ok(true),
             Err(e) if super::is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(StoreError::dynamo(e)),
+            Err(e) => Err(AwsError::dynamo(e)),
         }
     }
 
@@ -922,7 +919,7 @@ impl Store {
             Ok(_) => Ok(()),
             // An echo confirmed it meanwhile: the confirmation wins.
             Err(e) if super::is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(StoreError::dynamo(e)),
+            Err(e) => Err(AwsError::dynamo(e)),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Users, merchants, memberships and invitations (POLICY E3, A14).
 
-use super::{Store, StoreError, StoreResult, keys};
+use super::{Store, StoreResult, keys};
+use crate::AwsError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use ecomdrive_core::ids::{MerchantId, UserId};
 use ecomdrive_core::merchant::MerchantProfile;
@@ -89,7 +90,7 @@ impl Store {
                 match self.put_new(item, "user exists").await {
                     Ok(()) => {}
                     // Two first requests raced: the other one created it.
-                    Err(StoreError::Conflict(_)) => {}
+                    Err(AwsError::Conflict(_)) => {}
                     Err(e) => return Err(e),
                 }
                 if let Some(e) = email {
@@ -163,7 +164,7 @@ impl Store {
                 ),
             ];
             match self.transact(tx, "invitation already accepted").await {
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Ok(()) | Err(AwsError::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -178,7 +179,7 @@ impl Store {
             .expression_attribute_values(":f", AttributeValue::Bool(false))
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(AwsError::dynamo)?;
         Ok(())
     }
 
@@ -297,7 +298,7 @@ impl Store {
             .await?
             && self.membership(m, &idx.user_id).await?.is_some()
         {
-            return Err(StoreError::Conflict("already a member"));
+            return Err(AwsError::Conflict("already a member"));
         }
         let invitation = Membership {
             merchant_id: m.clone(),
@@ -348,17 +349,14 @@ impl Store {
                 .expression_attribute_values(":t", AttributeValue::Bool(true))
                 .send()
                 .await
-                .map_err(StoreError::dynamo)?;
+                .map_err(AwsError::dynamo)?;
         }
         Ok(invitation)
     }
 
     /// Changes an active member's role. Keeping at least one owner is the caller's rule to check.
     pub async fn set_role(&self, m: &MerchantId, user: &UserId, role: Role) -> StoreResult<()> {
-        let mut membership = self
-            .membership(m, user)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let mut membership = self.membership(m, user).await?.ok_or(AwsError::NotFound)?;
         membership.role = role;
         let index = MembershipIndex {
             merchant_id: m.clone(),

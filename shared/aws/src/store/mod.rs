@@ -9,6 +9,7 @@ pub mod keys;
 pub mod members;
 pub mod rate_limit;
 
+use crate::AwsError;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use base64::Engine;
@@ -20,31 +21,7 @@ use time::OffsetDateTime;
 
 pub type Item = HashMap<String, AttributeValue>;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("not found")]
-    NotFound,
-    /// A condition the write depended on did not hold (already exists, changed meanwhile).
-    #[error("conflict: {0}")]
-    Conflict(&'static str),
-    #[error("invalid cursor")]
-    BadCursor,
-    #[error("stored record could not be read: {0}")]
-    Corrupt(String),
-    #[error("DynamoDB: {0}")]
-    Dynamo(String),
-}
-
-impl StoreError {
-    fn dynamo<E: std::error::Error + 'static>(
-        e: aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
-    ) -> Self {
-        // The display of an SdkError hides the service message: keep the whole chain.
-        StoreError::Dynamo(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-    }
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
+pub type StoreResult<T> = Result<T, AwsError>;
 
 /// A page of results and the opaque cursor of the next one.
 #[derive(Debug, Clone)]
@@ -87,7 +64,7 @@ impl Store {
     /// A record as an item: its fields, its keys and its kind.
     fn item<T: Serialize>(kind: &str, pk: String, sk: String, record: &T) -> StoreResult<Item> {
         let mut item: Item =
-            serde_dynamo::to_item(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            serde_dynamo::to_item(record).map_err(|e| AwsError::Corrupt(e.to_string()))?;
         item.insert(keys::PK.into(), AttributeValue::S(pk));
         item.insert(keys::SK.into(), AttributeValue::S(sk));
         item.insert(keys::KIND.into(), AttributeValue::S(kind.into()));
@@ -95,7 +72,7 @@ impl Store {
     }
 
     fn parse<T: DeserializeOwned>(item: Item) -> StoreResult<T> {
-        serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+        serde_dynamo::from_item(item).map_err(|e| AwsError::Corrupt(e.to_string()))
     }
 
     /// Items whose TTL has passed may still be returned by DynamoDB for a while: they count as gone.
@@ -115,7 +92,7 @@ impl Store {
             .consistent_read(true)
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(AwsError::dynamo)?;
         Ok(out
             .item
             .filter(|i| !Self::expired(i, OffsetDateTime::now_utc())))
@@ -137,8 +114,8 @@ impl Store {
             .await;
         match res {
             Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Err(StoreError::Conflict(conflict)),
-            Err(e) => Err(StoreError::dynamo(e)),
+            Err(e) if is_condition_failed(&e) => Err(AwsError::Conflict(conflict)),
+            Err(e) => Err(AwsError::dynamo(e)),
         }
     }
 
@@ -149,7 +126,7 @@ impl Store {
             .set_item(Some(item))
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(AwsError::dynamo)?;
         Ok(())
     }
 
@@ -170,7 +147,7 @@ impl Store {
                 .consistent_read(true)
                 .send()
                 .await
-                .map_err(StoreError::dynamo)?;
+                .map_err(AwsError::dynamo)?;
             out.extend(
                 res.items
                     .unwrap_or_default()
@@ -241,8 +218,8 @@ impl Store {
             .await;
         match res {
             Ok(_) => Ok(()),
-            Err(e) if is_transaction_condition_failed(&e) => Err(StoreError::Conflict(conflict)),
-            Err(e) => Err(StoreError::dynamo(e)),
+            Err(e) if is_transaction_condition_failed(&e) => Err(AwsError::Conflict(conflict)),
+            Err(e) => Err(AwsError::dynamo(e)),
         }
     }
 }
@@ -290,16 +267,16 @@ pub(crate) fn encode_cursor(key: &Item) -> Option<String> {
 pub(crate) fn decode_cursor(cursor: &str, merchant: &MerchantId) -> StoreResult<Item> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
-        .map_err(|_| StoreError::BadCursor)?;
+        .map_err(|_| AwsError::BadCursor)?;
     let plain: HashMap<String, String> =
-        serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
+        serde_json::from_slice(&bytes).map_err(|_| AwsError::BadCursor)?;
     let own = keys::merchant_pk(merchant);
     let belongs = plain
         .iter()
         .filter(|(k, _)| *k == keys::PK || *k == keys::GSI1PK)
         .all(|(_, v)| v == &own || v.starts_with(&format!("{own}#")));
     if !belongs || !plain.contains_key(keys::PK) || plain.len() > 4 {
-        return Err(StoreError::BadCursor);
+        return Err(AwsError::BadCursor);
     }
     Ok(plain
         .into_iter()
@@ -324,12 +301,9 @@ mod tests {
         assert_eq!(decode_cursor(&c, &m).unwrap(), key);
         assert!(matches!(
             decode_cursor(&c, &other),
-            Err(StoreError::BadCursor)
+            Err(AwsError::BadCursor)
         ));
-        assert!(matches!(
-            decode_cursor("!!", &m),
-            Err(StoreError::BadCursor)
-        ));
+        assert!(matches!(decode_cursor("!!", &m), Err(AwsError::BadCursor)));
     }
 
     #[test]

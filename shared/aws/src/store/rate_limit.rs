@@ -1,7 +1,8 @@
 //! Fixed-window rate limits shared by every Lambda instance: a counter item per window, raised
 //! with a conditional update so the limit holds whatever the concurrency (POLICY A15, E12).
 
-use super::{Store, StoreError, StoreResult, keys};
+use super::{Store, StoreResult, keys};
+use crate::AwsError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use ecomdrive_core::ids::MerchantId;
 use time::OffsetDateTime;
@@ -52,7 +53,7 @@ impl Store {
                     .unwrap_or(1)
                     .max(1),
             }),
-            Err(e) => Err(StoreError::dynamo(e)),
+            Err(e) => Err(AwsError::dynamo(e)),
         }
     }
 }
