@@ -20,8 +20,9 @@ use ecomdrive_core::inbox::{Message, MessageStatus, reply_metadata};
 pub use ecomdrive_core::inbox::{REPLY_KIND, ReplyJob};
 use ecomdrive_core::messaging_window::{ReplyMode, WindowClosed, reply_mode};
 use ecomdrive_core::send_errors::{SendErrorAction, classify_send_error};
+use ecomdrive_platforms::PlatformError;
 use ecomdrive_platforms::meta::{
-    MessageTag, MessagingType, MetaClient, MetaConfig, MetaError, OutgoingMessage,
+    MessageTag, MessagingType, MetaClient, MetaConfig, OutgoingMessage,
 };
 use ecomdrive_platforms::outbound::OutboundHttp;
 use ecomdrive_runtime::secrets::{MetaAppSecrets, SecretCache};
@@ -190,7 +191,7 @@ impl AgentReply {
                 }
                 Ok(Outcome::Sent)
             }
-            Err(MetaError::Api {
+            Err(PlatformError::Api {
                 http_status,
                 code,
                 subcode,
@@ -214,23 +215,14 @@ impl AgentReply {
                             .await?;
                         Ok(Outcome::Failed(error))
                     }
-                    SendErrorAction::Retry if claimed.attempts >= self.config.max_attempts => {
-                        self.store
-                            .finish_attempt(&claimed, MessageStatus::Failed, Some(&error))
-                            .await?;
-                        Ok(Outcome::Failed(error))
-                    }
-                    SendErrorAction::Retry => {
-                        // Meta refused it, so it was not sent: back to queued, the queue retries.
-                        self.store
-                            .finish_attempt(&claimed, MessageStatus::Queued, None)
-                            .await?;
-                        Err(ReplyError::RetryLater(error))
-                    }
+                    // Meta refused it for now, so it was not sent.
+                    SendErrorAction::Retry => self.not_sent_yet(&claimed, error).await,
                 }
             }
+            // The connection never opened: nothing was sent.
+            Err(e @ PlatformError::Connect(_)) => self.not_sent_yet(&claimed, e.to_string()).await,
             // Our own checks refused it before any call: it cannot succeed later.
-            Err(e @ (MetaError::Refused(_) | MetaError::InvalidInput(_))) => {
+            Err(e @ (PlatformError::Refused(_) | PlatformError::InvalidInput(_))) => {
                 let error = e.to_string();
                 self.store
                     .finish_attempt(&claimed, MessageStatus::Failed, Some(&error))
@@ -241,6 +233,21 @@ impl AgentReply {
             // `sending`; its echo confirms it, or a later retry resends after the echo wait.
             Err(e) => Err(ReplyError::RetryLater(format!("outcome unknown: {e}"))),
         }
+    }
+
+    /// The attempt certainly did not reach the customer: back to `queued` for the queue to retry,
+    /// or `failed` once every attempt is used.
+    async fn not_sent_yet(&self, claimed: &Message, error: String) -> Result<Outcome, ReplyError> {
+        if claimed.attempts >= self.config.max_attempts {
+            self.store
+                .finish_attempt(claimed, MessageStatus::Failed, Some(&error))
+                .await?;
+            return Ok(Outcome::Failed(error));
+        }
+        self.store
+            .finish_attempt(claimed, MessageStatus::Queued, None)
+            .await?;
+        Err(ReplyError::RetryLater(error))
     }
 
     /// The reply was never sent and never will be: `failed` with the reason (E5).

@@ -12,7 +12,8 @@ use ecomdrive_aws::{AwsError, Blobs, Queue, Store};
 use ecomdrive_core::ids::{ConversationId, MerchantId, MessageId, Mid, PageId};
 use ecomdrive_core::inbox::{Direction, MessageStatus, StoredAttachment, parse_reply_metadata};
 use ecomdrive_core::webhook::{self, Attachment, MessengerEvent};
-use ecomdrive_platforms::outbound::{OutboundError, OutboundHttp};
+use ecomdrive_platforms::PlatformError;
+use ecomdrive_platforms::outbound::OutboundHttp;
 use serde::{Deserialize, Serialize};
 
 /// The largest attachment file we copy; bigger ones are recorded as `too_large`.
@@ -312,9 +313,9 @@ impl Ingest {
                 stored.size = Some(size);
                 stored.content_type = content_type;
             }
-            Err(OutboundError::TooLarge { .. }) => stored.state = "too_large".into(),
+            Err(PlatformError::TooLarge { .. }) => stored.state = "too_large".into(),
             // Refused by the allow-list, gone or expired: retrying cannot help.
-            Err(OutboundError::Refused(_) | OutboundError::UnexpectedStatus(_)) => {
+            Err(PlatformError::Refused(_) | PlatformError::UnexpectedStatus(_)) => {
                 stored.state = "unavailable".into()
             }
             Err(e) => return Err(IngestError::Attachment(e.to_string())),

@@ -4,14 +4,15 @@
 //! any host that is not one of the listed processors (POLICY E11, A12) before a connection is made.
 //! The platform clients ([`meta::MetaClient`]) are built on it and never hold a raw HTTP client.
 
+pub mod error;
 pub mod meta;
 pub mod outbound;
 
+pub use error::PlatformError;
 pub use meta::{
-    MessageTag, MessagingType, MetaClient, MetaConfig, MetaError, OutgoingMessage, PageAccess,
-    SentMessage,
+    MessageTag, MessagingType, MetaClient, MetaConfig, OutgoingMessage, PageAccess, SentMessage,
 };
 pub use outbound::{
-    AllowList, LoopbackPorts, Method, OutboundError, OutboundHttp, OutboundRequest,
-    OutboundResponse, Refusal, Timeouts,
+    AllowList, LoopbackPorts, Method, OutboundHttp, OutboundRequest, OutboundResponse, Refusal,
+    Timeouts,
 };

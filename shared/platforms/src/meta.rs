@@ -8,7 +8,7 @@
 //! - tokens are [`Secret`]s and no error, `Debug` or log line of this module contains one
 //!   (POLICY E14): reqwest errors lose their URL, Meta's messages are scrubbed, and decode errors
 //!   keep only a position, never the offending value;
-//! - [`MetaError::Timeout`] is its own variant because a Send API call that timed out may have been
+//! - [`PlatformError::Timeout`] is its own variant because a Send API call that timed out may have been
 //!   delivered: the caller must not treat it like a refusal.
 
 use std::fmt;
@@ -20,7 +20,8 @@ use serde::de::DeserializeOwned;
 use sha2::Sha256;
 use url::Url;
 
-use crate::outbound::{OutboundError, OutboundHttp, OutboundRequest};
+use crate::error::PlatformError;
+use crate::outbound::{OutboundHttp, OutboundRequest};
 
 /// The permissions the login dialog asks for, the fewest a Messenger inbox works with:
 /// - `pages_show_list`: list the Pages the merchant manages (`/me/accounts`) so they pick some (E1);
@@ -146,53 +147,6 @@ pub struct SentMessage {
     pub recipient_id: String,
 }
 
-/// What went wrong with a Graph API call. No variant ever contains a token or secret.
-#[derive(Debug, thiserror::Error)]
-pub enum MetaError {
-    /// Meta answered with its error object, e.g. code 10 / subcode 2018278 (outside the window),
-    /// 190 (token invalid), 4/32/613 (rate limits), 551 (person unavailable).
-    #[error("Meta refused (HTTP {http_status}, code {code}{}): {message}", subcode_text(*.subcode))]
-    Api {
-        http_status: u16,
-        code: i64,
-        subcode: Option<i64>,
-        /// Meta's message, with anything token-like removed.
-        message: String,
-    },
-    /// No answer in time: the call may or may not have taken effect (outcome unknown).
-    #[error("Meta did not answer in time; the outcome is unknown")]
-    Timeout,
-    /// The call failed on the way (connection refused, reset, a non-Meta error page...).
-    #[error("could not reach Meta: {0}")]
-    Transport(String),
-    /// Our allow-list refused the URL: nothing was sent.
-    #[error("{0}")]
-    Refused(OutboundError),
-    /// Meta answered 2xx with something we could not read.
-    #[error("unexpected answer from Meta: {0}")]
-    Decode(String),
-    /// Our own input was unusable (empty text, bad Page id...): nothing was sent.
-    #[error("invalid request to Meta: {0}")]
-    InvalidInput(String),
-}
-
-fn subcode_text(subcode: Option<i64>) -> String {
-    subcode.map(|s| format!("/{s}")).unwrap_or_default()
-}
-
-impl From<OutboundError> for MetaError {
-    fn from(error: OutboundError) -> Self {
-        match error {
-            OutboundError::Refused(_) => MetaError::Refused(error),
-            OutboundError::Timeout => MetaError::Timeout,
-            OutboundError::TooLarge { limit } => {
-                MetaError::Decode(format!("answer larger than {limit} bytes"))
-            }
-            other => MetaError::Transport(other.to_string()),
-        }
-    }
-}
-
 /// `appsecret_proof` of Meta's "Securing Graph API requests": hex HMAC-SHA256 of the access token,
 /// keyed with the app secret.
 pub fn appsecret_proof(app_secret: &Secret, access_token: &Secret) -> String {
@@ -225,11 +179,11 @@ impl fmt::Debug for MetaClient {
 impl MetaClient {
     /// Checks the configured base URLs against the allow-list now, so a misconfigured function
     /// fails at start-up instead of at its first message.
-    pub fn new(http: OutboundHttp, config: MetaConfig) -> Result<Self, MetaError> {
+    pub fn new(http: OutboundHttp, config: MetaConfig) -> Result<Self, PlatformError> {
         let graph_base = http.check(&config.graph_base)?;
         let dialog_base = http.check(&config.dialog_base)?;
         if !is_graph_version(&config.version) {
-            return Err(MetaError::InvalidInput(format!(
+            return Err(PlatformError::InvalidInput(format!(
                 "Graph API version `{}` is not of the form v23.0",
                 config.version
             )));
@@ -264,7 +218,11 @@ impl MetaClient {
     ///
     /// This call and the next carry `client_secret` itself, as Meta documents, and no
     /// `appsecret_proof` (there is no access token yet to prove).
-    pub async fn exchange_code(&self, code: &str, redirect_uri: &str) -> Result<Secret, MetaError> {
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<Secret, PlatformError> {
         let request = self
             .http
             .get(self.graph_url(&["oauth", "access_token"]).as_str())?;
@@ -282,7 +240,7 @@ impl MetaClient {
 
     /// Exchanges a short-lived user token for a long-lived one (about 60 days). Page tokens got
     /// with a long-lived user token do not expire.
-    pub async fn long_lived_user_token(&self, short: &Secret) -> Result<Secret, MetaError> {
+    pub async fn long_lived_user_token(&self, short: &Secret) -> Result<Secret, PlatformError> {
         let request = self
             .http
             .get(self.graph_url(&["oauth", "access_token"]).as_str())?;
@@ -302,7 +260,7 @@ impl MetaClient {
     ///
     /// A Page listed without an `access_token` (the user has no task on it that allows one) cannot
     /// be connected, so it is left out.
-    pub async fn pages(&self, user_token: &Secret) -> Result<Vec<PageAccess>, MetaError> {
+    pub async fn pages(&self, user_token: &Secret) -> Result<Vec<PageAccess>, PlatformError> {
         let url = self.graph_url(&["me", "accounts"]);
         let proof = self.proof(user_token);
         let limit = PAGE_LIST_LIMIT.to_string();
@@ -334,7 +292,7 @@ impl MetaClient {
                 None => return Ok(pages),
             }
         }
-        Err(MetaError::Decode(format!(
+        Err(PlatformError::Decode(format!(
             "the list of Pages did not end after {MAX_PAGE_LIST_REQUESTS} requests"
         )))
     }
@@ -345,9 +303,9 @@ impl MetaClient {
         page_id: &str,
         page_token: &Secret,
         fields: &[&str],
-    ) -> Result<(), MetaError> {
+    ) -> Result<(), PlatformError> {
         if fields.is_empty() {
-            return Err(MetaError::InvalidInput(
+            return Err(PlatformError::InvalidInput(
                 "at least one webhook field is needed".into(),
             ));
         }
@@ -367,7 +325,7 @@ impl MetaClient {
         &self,
         page_id: &str,
         page_token: &Secret,
-    ) -> Result<(), MetaError> {
+    ) -> Result<(), PlatformError> {
         let url = self.page_url(page_id, "subscribed_apps")?;
         let proof = self.proof(page_token);
         let request = self.http.delete(url.as_str())?.query(&[
@@ -385,7 +343,7 @@ impl MetaClient {
         &self,
         page_token: &Secret,
         message: &OutgoingMessage,
-    ) -> Result<SentMessage, MetaError> {
+    ) -> Result<SentMessage, PlatformError> {
         check_outgoing(message)?;
         let recipient = serde_json::json!({ "id": message.recipient_psid }).to_string();
         let mut content = serde_json::json!({ "text": message.text });
@@ -425,7 +383,7 @@ impl MetaClient {
         versioned(&self.graph_base, &self.config.version, segments)
     }
 
-    fn page_url(&self, page_id: &str, edge: &str) -> Result<Url, MetaError> {
+    fn page_url(&self, page_id: &str, edge: &str) -> Result<Url, PlatformError> {
         // Meta's ids are digits; the sandbox may use letters. Never `/`, `.` or `?`: an id must not
         // be able to point the request at another path.
         let valid = !page_id.is_empty()
@@ -434,20 +392,20 @@ impl MetaClient {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !valid {
-            return Err(MetaError::InvalidInput(
+            return Err(PlatformError::InvalidInput(
                 "a Page id is letters, digits, `_` or `-`".into(),
             ));
         }
         Ok(self.graph_url(&[page_id, edge]))
     }
 
-    /// Sends, reads a bounded body, and turns it into `T` or a [`MetaError`]. `secrets` are the
+    /// Sends, reads a bounded body, and turns it into `T` or a [`PlatformError`]. `secrets` are the
     /// credentials this request carried: they are scrubbed from Meta's error message.
     async fn call<T: DeserializeOwned>(
         &self,
         request: OutboundRequest,
         secrets: &[&str],
-    ) -> Result<T, MetaError> {
+    ) -> Result<T, PlatformError> {
         let response = request.send().await?;
         let status = response.status();
         let body = response.bytes_bounded(MAX_ANSWER_BYTES).await?;
@@ -457,7 +415,7 @@ impl MetaClient {
         serde_json::from_slice(&body).map_err(|e| {
             // serde_json's message can quote the offending value (maybe a token): keep its kind
             // and position only.
-            MetaError::Decode(format!(
+            PlatformError::Decode(format!(
                 "{:?} error at line {} column {}",
                 e.classify(),
                 e.line(),
@@ -487,8 +445,8 @@ fn versioned(base: &Url, version: &str, segments: &[&str]) -> Url {
     url
 }
 
-fn check_outgoing(message: &OutgoingMessage) -> Result<(), MetaError> {
-    let invalid = |why: &str| Err(MetaError::InvalidInput(why.to_owned()));
+fn check_outgoing(message: &OutgoingMessage) -> Result<(), PlatformError> {
+    let invalid = |why: &str| Err(PlatformError::InvalidInput(why.to_owned()));
     if message.recipient_psid.trim().is_empty() {
         return invalid("the recipient's Page-scoped id is empty");
     }
@@ -510,15 +468,15 @@ fn check_outgoing(message: &OutgoingMessage) -> Result<(), MetaError> {
 }
 
 /// Meta's error object, or a transport error if the body is not one (a proxy's 502 page...).
-fn api_error(http_status: u16, body: &[u8], secrets: &[&str]) -> MetaError {
+fn api_error(http_status: u16, body: &[u8], secrets: &[&str]) -> PlatformError {
     match serde_json::from_slice::<ErrorAnswer>(body) {
-        Ok(ErrorAnswer { error }) => MetaError::Api {
+        Ok(ErrorAnswer { error }) => PlatformError::Api {
             http_status,
             code: error.code,
             subcode: error.error_subcode,
             message: scrub(&error.message, secrets),
         },
-        Err(_) => MetaError::Transport(format!(
+        Err(_) => PlatformError::Transport(format!(
             "HTTP {http_status} without a Graph API error object"
         )),
     }
@@ -595,11 +553,11 @@ struct SuccessAnswer {
 }
 
 impl SuccessAnswer {
-    fn into_result(self, what: &str) -> Result<(), MetaError> {
+    fn into_result(self, what: &str) -> Result<(), PlatformError> {
         if self.success {
             Ok(())
         } else {
-            Err(MetaError::Decode(format!(
+            Err(PlatformError::Decode(format!(
                 "Meta answered success=false to the request to {what}"
             )))
         }
@@ -720,7 +678,7 @@ mod tests {
         ];
         for case in cases {
             assert!(
-                matches!(check_outgoing(&case), Err(MetaError::InvalidInput(_))),
+                matches!(check_outgoing(&case), Err(PlatformError::InvalidInput(_))),
                 "{case:?}"
             );
         }

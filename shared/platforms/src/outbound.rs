@@ -10,6 +10,7 @@
 //! SP-API and LWA endpoints and our Cognito user pool, on the default port only. The local stack adds
 //! plain-HTTP loopback with [`AllowList::with_loopback`], never on by default.
 
+use crate::error::PlatformError;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -209,49 +210,23 @@ impl Default for Timeouts {
     }
 }
 
-/// What went wrong with an outbound call. No variant carries a URL.
-#[derive(Debug, thiserror::Error)]
-pub enum OutboundError {
-    /// Stopped by the allow-list: nothing was sent.
-    #[error("outbound request refused: {0}")]
-    Refused(#[from] Refusal),
-    /// The connection could not be opened: nothing was sent, so retrying is safe.
-    #[error("could not connect: {0}")]
-    Connect(String),
-    /// No complete answer in time: the other side may or may not have acted (outcome unknown).
-    #[error("outbound request timed out")]
-    Timeout,
-    /// The exchange failed after the connection was open (reset, bad framing...).
-    #[error("outbound transport error: {0}")]
-    Transport(String),
-    /// The answer had a status the caller does not accept (see [`OutboundHttp::fetch_bounded`]).
-    #[error("unexpected HTTP status {0}")]
-    UnexpectedStatus(u16),
-    /// The body is larger than the caller's limit; reading stopped at the limit.
-    #[error("response body larger than {limit} bytes")]
-    TooLarge { limit: usize },
-    /// The HTTP client could not be built (TLS setup): a deployment fault.
-    #[error("outbound HTTP client could not be built: {0}")]
-    Setup(String),
-}
-
-impl OutboundError {
+impl PlatformError {
     /// Maps a reqwest error, dropping the URL it carries (it may hold an access token).
     fn from_reqwest(error: reqwest::Error) -> Self {
         let error = error.without_url();
         let mut source = std::error::Error::source(&error);
         while let Some(cause) = source {
             if let Some(refusal) = cause.downcast_ref::<Refusal>() {
-                return OutboundError::Refused(refusal.clone());
+                return PlatformError::Refused(refusal.clone());
             }
             source = cause.source();
         }
         if error.is_connect() {
-            OutboundError::Connect(describe(&error))
+            PlatformError::Connect(describe(&error))
         } else if error.is_timeout() {
-            OutboundError::Timeout
+            PlatformError::Timeout
         } else {
-            OutboundError::Transport(describe(&error))
+            PlatformError::Transport(describe(&error))
         }
     }
 }
@@ -276,7 +251,7 @@ pub struct OutboundHttp {
 }
 
 impl OutboundHttp {
-    pub fn new(allow: AllowList, timeouts: Timeouts) -> Result<Self, OutboundError> {
+    pub fn new(allow: AllowList, timeouts: Timeouts) -> Result<Self, PlatformError> {
         let allow = Arc::new(allow);
         let for_redirects = Arc::clone(&allow);
         let redirects = redirect::Policy::custom(move |attempt| {
@@ -296,7 +271,7 @@ impl OutboundHttp {
             .referer(false)
             .no_proxy()
             .build()
-            .map_err(|e| OutboundError::Setup(describe(&e.without_url())))?;
+            .map_err(|e| PlatformError::Setup(describe(&e.without_url())))?;
         Ok(Self { client, allow })
     }
 
@@ -305,45 +280,45 @@ impl OutboundHttp {
     }
 
     /// Checks `url` against the allow-list without sending anything.
-    pub fn check(&self, url: &str) -> Result<Url, OutboundError> {
+    pub fn check(&self, url: &str) -> Result<Url, PlatformError> {
         Ok(self.allow.check(url)?)
     }
 
     /// Starts a request, or refuses it before any connection if `url` is off the allow-list.
-    pub fn request(&self, method: Method, url: &str) -> Result<OutboundRequest, OutboundError> {
+    pub fn request(&self, method: Method, url: &str) -> Result<OutboundRequest, PlatformError> {
         let url = self.check(url)?;
         Ok(OutboundRequest {
             inner: self.client.request(method, url),
         })
     }
 
-    pub fn get(&self, url: &str) -> Result<OutboundRequest, OutboundError> {
+    pub fn get(&self, url: &str) -> Result<OutboundRequest, PlatformError> {
         self.request(Method::GET, url)
     }
 
-    pub fn post(&self, url: &str) -> Result<OutboundRequest, OutboundError> {
+    pub fn post(&self, url: &str) -> Result<OutboundRequest, PlatformError> {
         self.request(Method::POST, url)
     }
 
-    pub fn delete(&self, url: &str) -> Result<OutboundRequest, OutboundError> {
+    pub fn delete(&self, url: &str) -> Result<OutboundRequest, PlatformError> {
         self.request(Method::DELETE, url)
     }
 
     /// GETs `url` and reads at most `max_bytes` of its body, with its content type.
     ///
     /// Made for Messenger attachments: their URLs expire, so they are copied at once, and a sender
-    /// controls their size, so reading stops with [`OutboundError::TooLarge`] as soon as the body
+    /// controls their size, so reading stops with [`PlatformError::TooLarge`] as soon as the body
     /// passes the limit (announced by `Content-Length` or not). A non-2xx answer is
-    /// [`OutboundError::UnexpectedStatus`].
+    /// [`PlatformError::UnexpectedStatus`].
     pub async fn fetch_bounded(
         &self,
         url: &str,
         max_bytes: usize,
-    ) -> Result<(Bytes, Option<String>), OutboundError> {
+    ) -> Result<(Bytes, Option<String>), PlatformError> {
         let response = self.get(url)?.send().await?;
         let status = response.status();
         if !status.is_success() {
-            return Err(OutboundError::UnexpectedStatus(status.as_u16()));
+            return Err(PlatformError::UnexpectedStatus(status.as_u16()));
         }
         let content_type = response.content_type();
         let body = response.bytes_bounded(max_bytes).await?;
@@ -398,12 +373,12 @@ impl OutboundRequest {
         }
     }
 
-    pub async fn send(self) -> Result<OutboundResponse, OutboundError> {
+    pub async fn send(self) -> Result<OutboundResponse, PlatformError> {
         let inner = self
             .inner
             .send()
             .await
-            .map_err(OutboundError::from_reqwest)?;
+            .map_err(PlatformError::from_reqwest)?;
         Ok(OutboundResponse { inner })
     }
 }
@@ -439,9 +414,9 @@ impl OutboundResponse {
             .map(str::to_owned)
     }
 
-    /// Reads the whole body, or stops with [`OutboundError::TooLarge`] once it passes `max_bytes`.
-    pub async fn bytes_bounded(mut self, max_bytes: usize) -> Result<Bytes, OutboundError> {
-        let too_large = OutboundError::TooLarge { limit: max_bytes };
+    /// Reads the whole body, or stops with [`PlatformError::TooLarge`] once it passes `max_bytes`.
+    pub async fn bytes_bounded(mut self, max_bytes: usize) -> Result<Bytes, PlatformError> {
+        let too_large = PlatformError::TooLarge { limit: max_bytes };
         let announced = self.inner.content_length().unwrap_or(0);
         if announced > max_bytes as u64 {
             return Err(too_large);
@@ -452,7 +427,7 @@ impl OutboundResponse {
             .inner
             .chunk()
             .await
-            .map_err(OutboundError::from_reqwest)?
+            .map_err(PlatformError::from_reqwest)?
         {
             if body.len() + chunk.len() > max_bytes {
                 return Err(too_large);
@@ -598,11 +573,11 @@ mod tests {
             .unwrap_err();
         assert!(matches!(
             error,
-            OutboundError::Refused(Refusal::Port { .. })
+            PlatformError::Refused(Refusal::Port { .. })
         ));
         assert!(matches!(
             http.get("https://example.com/"),
-            Err(OutboundError::Refused(Refusal::HostNotAllowed { .. }))
+            Err(PlatformError::Refused(Refusal::HostNotAllowed { .. }))
         ));
         let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
         assert!(accepted.is_err(), "a refused URL must not be connected to");

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use ecomdrive_platforms::{
-    AllowList, LoopbackPorts, OutboundError, OutboundHttp, Refusal, Timeouts,
+    AllowList, LoopbackPorts, OutboundHttp, PlatformError, Refusal, Timeouts,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -91,7 +91,7 @@ async fn fetch_bounded_refuses_an_announced_body_over_the_limit() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, OutboundError::TooLarge { limit: 1024 }),
+        matches!(error, PlatformError::TooLarge { limit: 1024 }),
         "{error:?}"
     );
 }
@@ -124,7 +124,7 @@ async fn fetch_bounded_stops_an_endless_unannounced_body_at_the_limit() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, OutboundError::TooLarge { limit: 10_000 }),
+        matches!(error, PlatformError::TooLarge { limit: 10_000 }),
         "{error:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(4));
@@ -138,7 +138,7 @@ async fn fetch_bounded_reports_an_error_status() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, OutboundError::UnexpectedStatus(404)),
+        matches!(error, PlatformError::UnexpectedStatus(404)),
         "{error:?}"
     );
 }
@@ -151,7 +151,7 @@ async fn policy_e11_a_redirect_off_the_allow_list_is_not_followed() {
         .await
         .unwrap_err();
     match &error {
-        OutboundError::Refused(Refusal::HostNotAllowed { host }) => assert_eq!(host, "example.com"),
+        PlatformError::Refused(Refusal::HostNotAllowed { host }) => assert_eq!(host, "example.com"),
         other => panic!("expected a refused redirect, got {other:?}"),
     }
     assert!(!format!("{error} {error:?}").contains("EAAB"));
@@ -181,7 +181,7 @@ async fn a_connection_failure_never_repeats_the_url_and_its_token() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(error, OutboundError::Connect(_)), "{error:?}");
+    assert!(matches!(error, PlatformError::Connect(_)), "{error:?}");
     let text = format!("{error} {error:?}");
     assert!(!text.contains("EAAB"), "{text}");
     assert!(!text.contains("access_token"), "{text}");

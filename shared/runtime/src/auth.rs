@@ -24,9 +24,10 @@ use tokio::time::Instant;
 
 use crate::error::AuthError;
 use crate::problem::Problem;
+use ecomdrive_platforms::PlatformError;
+use ecomdrive_platforms::outbound::OutboundHttp;
 #[cfg(test)]
 use ecomdrive_platforms::outbound::{AllowList, LoopbackPorts, Timeouts};
-use ecomdrive_platforms::outbound::{OutboundError, OutboundHttp};
 
 /// Clock skew we tolerate on `exp`.
 const LEEWAY_SECS: u64 = 30;
@@ -275,7 +276,7 @@ async fn fetch_jwks(
     client: &OutboundHttp,
     url: &str,
 ) -> Result<HashMap<String, DecodingKey>, AuthError> {
-    let unavailable = |e: OutboundError| AuthError::KeysUnavailable(e.to_string());
+    let unavailable = |e: PlatformError| AuthError::KeysUnavailable(e.to_string());
     let response = client
         .get(url)
         .map_err(unavailable)?

@@ -203,6 +203,23 @@ mod tests {
         assert_eq!(messages, ["before", "inside a spawned task", "after"]);
     }
 
+    fn log_from_two_places() {
+        tracing::info!("reached from two places");
+    }
+
+    #[tokio::test]
+    async fn a_line_first_logged_on_a_thread_without_the_capture_is_still_captured() {
+        let (_, logs) = with_captured_logs(async {
+            // Another thread, outside the capture, reaches the statement first.
+            std::thread::spawn(log_from_two_places)
+                .join()
+                .expect("join");
+            log_from_two_places();
+        })
+        .await;
+        assert_eq!(logs.events().len(), 1, "{:?}", logs.lines());
+    }
+
     #[tokio::test]
     async fn captures_are_separate_per_future() {
         let (_, first) = with_captured_logs(async { tracing::info!("one") }).await;

@@ -233,7 +233,8 @@ where
         .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
-/// True when a transaction was cancelled because one of its conditions failed.
+/// True when a transaction was cancelled because one of its conditions failed, or because another
+/// transaction was changing the same item at that moment: either way the caller re-reads and decides.
 pub(crate) fn is_transaction_condition_failed(
     e: &aws_sdk_dynamodb::error::SdkError<
         aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
@@ -246,7 +247,7 @@ pub(crate) fn is_transaction_condition_failed(
         ) => t
             .cancellation_reasons()
             .iter()
-            .any(|r| r.code() == Some("ConditionalCheckFailed")),
+            .any(|r| matches!(r.code(), Some("ConditionalCheckFailed" | "TransactionConflict"))),
         _ => false,
     }
 }
