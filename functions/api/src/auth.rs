@@ -10,6 +10,7 @@ use ecomdrive_aws::store::members::{Membership, User};
 use ecomdrive_core::ids::{MerchantId, UserId};
 use ecomdrive_core::merchant::normalize_email;
 use ecomdrive_core::role::{Action, Role, allows};
+use ecomdrive_runtime::RuntimeError;
 use ecomdrive_runtime::auth::bearer_from_headers;
 use http::request::Parts;
 use std::collections::HashMap;
@@ -26,9 +27,13 @@ impl FromRequestParts<AppState> for CurrentUser {
             return Ok(u.clone());
         }
         let token = bearer_from_headers(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        let claims = state.jwt.verify(token).await.map_err(|e| {
-            tracing::info!(reason = %e, "bearer token refused");
-            ApiError::Unauthorized
+        let claims = state.jwt.verify(token).await.map_err(|e| match e {
+            // Not the caller's fault: the identity provider's keys could not be fetched.
+            RuntimeError::KeysUnavailable(_) => ApiError::Unavailable(e.to_string()),
+            _ => {
+                tracing::info!(reason = %e, "bearer token refused");
+                ApiError::Unauthorized
+            }
         })?;
         let id = UserId::parse(&claims.sub).ok_or(ApiError::Unauthorized)?;
         let email = claims

@@ -27,6 +27,9 @@ pub enum ApiError {
     /// The platform (Meta) refused or could not be reached.
     #[error("platform error: {0}")]
     Platform(String),
+    /// A dependency of ours is down (identity provider keys, secrets): try again later.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -86,6 +89,10 @@ impl IntoResponse for ApiError {
                     "platform-error",
                     "The platform refused the request or could not be reached",
                 )
+            }
+            ApiError::Unavailable(detail) => {
+                tracing::error!(error = %detail, "a dependency is unavailable");
+                Problem::service_unavailable()
             }
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

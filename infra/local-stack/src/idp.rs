@@ -248,7 +248,7 @@ fn uuid_like(bytes: &impl AsRef<[u8]>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ecomdrive_runtime::{AuthError, JwtConfig, JwtVerifier};
+    use ecomdrive_runtime::{JwtConfig, JwtVerifier, RuntimeError};
 
     const CLIENT: &str = "local-spa-client";
 
@@ -379,27 +379,27 @@ mod tests {
         let sub = idp.sub_for("asha@example.com");
         let mint = |overrides| idp.mint_with(&sub, "asha@example.com", overrides);
         let cases = [
-            (MintOverrides::expired(120), AuthError::Expired),
+            (MintOverrides::expired(120), RuntimeError::Expired),
             (
                 MintOverrides {
                     issuer: Some("https://cognito-idp.ap-south-1.amazonaws.com/other".into()),
                     ..Default::default()
                 },
-                AuthError::WrongIssuer,
+                RuntimeError::WrongIssuer,
             ),
             (
                 MintOverrides {
                     client_id: Some("another-client".into()),
                     ..Default::default()
                 },
-                AuthError::WrongClient,
+                RuntimeError::WrongClient,
             ),
             (
                 MintOverrides {
                     token_use: Some("id".into()),
                     ..Default::default()
                 },
-                AuthError::NotAnAccessToken,
+                RuntimeError::NotAnAccessToken,
             ),
         ];
         for (overrides, expected) in cases {
@@ -421,7 +421,7 @@ mod tests {
         assert!(payload(&token).get("client_id").is_none());
         assert_eq!(
             verifier.verify(&token).await.expect_err("refused"),
-            AuthError::WrongClient
+            RuntimeError::WrongClient
         );
     }
 
@@ -439,7 +439,7 @@ mod tests {
         );
         assert_eq!(
             verifier.verify(&token).await.expect_err("refused"),
-            AuthError::UnknownKey
+            RuntimeError::UnknownKey
         );
     }
 }

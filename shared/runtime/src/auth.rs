@@ -22,7 +22,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::error::AuthError;
+use crate::error::RuntimeError;
 use crate::problem::Problem;
 use ecomdrive_platforms::PlatformError;
 use ecomdrive_platforms::outbound::OutboundHttp;
@@ -148,7 +148,7 @@ impl JwtVerifier {
     }
 
     /// A verifier with the keys given here, which never fetches (unit tests, local tools).
-    pub fn with_jwks(config: JwtConfig, jwks: &serde_json::Value) -> Result<Self, AuthError> {
+    pub fn with_jwks(config: JwtConfig, jwks: &serde_json::Value) -> Result<Self, RuntimeError> {
         let keys = KeyCache {
             keys: parse_jwks(jwks)?,
             fetched_at: Some(Instant::now()),
@@ -190,33 +190,33 @@ impl JwtVerifier {
     }
 
     /// Verifies `bearer` (the token alone, without `Bearer `) and returns who it proves.
-    pub async fn verify(&self, bearer: &str) -> Result<Claims, AuthError> {
-        let header = jsonwebtoken::decode_header(bearer).map_err(|_| AuthError::Malformed)?;
+    pub async fn verify(&self, bearer: &str) -> Result<Claims, RuntimeError> {
+        let header = jsonwebtoken::decode_header(bearer).map_err(|_| RuntimeError::Malformed)?;
         // Checked before any key is looked at: `none` and HMAC tokens never reach verification.
         if header.alg != Algorithm::RS256 {
-            return Err(AuthError::UnsupportedAlgorithm);
+            return Err(RuntimeError::UnsupportedAlgorithm);
         }
-        let kid = header.kid.ok_or(AuthError::UnknownKey)?;
+        let kid = header.kid.ok_or(RuntimeError::UnknownKey)?;
         let key = self.key_for(&kid).await?;
 
         let token = jsonwebtoken::decode::<TokenClaims>(bearer, &key, &self.inner.validation)
             .map_err(|e| match e.kind() {
-                ErrorKind::InvalidSignature => AuthError::BadSignature,
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
-                ErrorKind::InvalidAlgorithm => AuthError::UnsupportedAlgorithm,
+                ErrorKind::InvalidSignature => RuntimeError::BadSignature,
+                ErrorKind::ExpiredSignature => RuntimeError::Expired,
+                ErrorKind::InvalidIssuer => RuntimeError::WrongIssuer,
+                ErrorKind::InvalidAlgorithm => RuntimeError::UnsupportedAlgorithm,
                 // Everything else (bad base64, claims of the wrong type...) is a malformed token.
                 // The library's message is dropped on purpose: it may quote claim values.
-                _ => AuthError::Malformed,
+                _ => RuntimeError::Malformed,
             })?
             .claims;
 
         if token.token_use.as_deref() != Some("access") {
-            return Err(AuthError::NotAnAccessToken);
+            return Err(RuntimeError::NotAnAccessToken);
         }
-        let client_id = token.client_id.ok_or(AuthError::WrongClient)?;
+        let client_id = token.client_id.ok_or(RuntimeError::WrongClient)?;
         if !self.inner.config.client_ids.contains(&client_id) {
-            return Err(AuthError::WrongClient);
+            return Err(RuntimeError::WrongClient);
         }
         Ok(Claims {
             sub: token.sub,
@@ -231,12 +231,12 @@ impl JwtVerifier {
         cache.keys.get(kid).cloned()
     }
 
-    async fn key_for(&self, kid: &str) -> Result<DecodingKey, AuthError> {
+    async fn key_for(&self, kid: &str) -> Result<DecodingKey, RuntimeError> {
         if let Some(key) = self.cached_key(kid) {
             return Ok(key);
         }
         let KeySource::Remote { client } = &self.inner.source else {
-            return Err(AuthError::UnknownKey);
+            return Err(RuntimeError::UnknownKey);
         };
 
         let _fetching = self.inner.fetching.lock().await;
@@ -251,7 +251,7 @@ impl JwtVerifier {
             .unwrap_or_else(|p| p.into_inner())
             .fetched_at;
         if fetched_at.is_some_and(|at| at.elapsed() < self.inner.refetch_interval) {
-            return Err(AuthError::UnknownKey);
+            return Err(RuntimeError::UnknownKey);
         }
 
         let keys = fetch_jwks(client, &self.inner.config.jwks_url).await?;
@@ -263,7 +263,7 @@ impl JwtVerifier {
         // Replace, not merge: a key the provider withdrew must stop being accepted.
         cache.keys = keys;
         cache.fetched_at = Some(Instant::now());
-        cache.keys.get(kid).cloned().ok_or(AuthError::UnknownKey)
+        cache.keys.get(kid).cloned().ok_or(RuntimeError::UnknownKey)
     }
 }
 
@@ -275,8 +275,8 @@ const MAX_JWKS_BYTES: usize = 64 * 1024;
 async fn fetch_jwks(
     client: &OutboundHttp,
     url: &str,
-) -> Result<HashMap<String, DecodingKey>, AuthError> {
-    let unavailable = |e: PlatformError| AuthError::KeysUnavailable(e.to_string());
+) -> Result<HashMap<String, DecodingKey>, RuntimeError> {
+    let unavailable = |e: PlatformError| RuntimeError::KeysUnavailable(e.to_string());
     let response = client
         .get(url)
         .map_err(unavailable)?
@@ -285,7 +285,7 @@ async fn fetch_jwks(
         .await
         .map_err(unavailable)?;
     if !response.status().is_success() {
-        return Err(AuthError::KeysUnavailable(format!(
+        return Err(RuntimeError::KeysUnavailable(format!(
             "the key set answered HTTP {}",
             response.status()
         )));
@@ -295,12 +295,12 @@ async fn fetch_jwks(
         .await
         .map_err(unavailable)?;
     let jwks: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| AuthError::KeysUnavailable(format!("the key set is not JSON: {e}")))?;
+        .map_err(|e| RuntimeError::KeysUnavailable(format!("the key set is not JSON: {e}")))?;
     parse_jwks(&jwks)
 }
 
 /// The RS256 signing keys of a JWKS document, by `kid`. Keys of other types are skipped.
-fn parse_jwks(jwks: &serde_json::Value) -> Result<HashMap<String, DecodingKey>, AuthError> {
+fn parse_jwks(jwks: &serde_json::Value) -> Result<HashMap<String, DecodingKey>, RuntimeError> {
     #[derive(Deserialize)]
     struct Jwk {
         kty: String,
@@ -315,7 +315,7 @@ fn parse_jwks(jwks: &serde_json::Value) -> Result<HashMap<String, DecodingKey>, 
     let entries = jwks
         .get("keys")
         .and_then(|keys| keys.as_array())
-        .ok_or_else(|| AuthError::KeysUnavailable("the JWKS has no `keys` array".into()))?;
+        .ok_or_else(|| RuntimeError::KeysUnavailable("the JWKS has no `keys` array".into()))?;
     let keys: HashMap<String, DecodingKey> = entries
         .iter()
         .filter_map(|entry| serde_json::from_value::<Jwk>(entry.clone()).ok())
@@ -330,7 +330,7 @@ fn parse_jwks(jwks: &serde_json::Value) -> Result<HashMap<String, DecodingKey>, 
         })
         .collect();
     if keys.is_empty() {
-        return Err(AuthError::KeysUnavailable(
+        return Err(RuntimeError::KeysUnavailable(
             "the JWKS has no usable RS256 signing key".into(),
         ));
     }
@@ -348,11 +348,11 @@ where
         let verifier = JwtVerifier::from_ref(state);
         let result = match bearer_from_headers(&parts.headers) {
             Some(token) => verifier.verify(token).await,
-            None => Err(AuthError::MissingToken),
+            None => Err(RuntimeError::MissingToken),
         };
         result.map_err(|error| {
             match &error {
-                AuthError::KeysUnavailable(_) => tracing::error!(%error, "cannot verify tokens"),
+                RuntimeError::KeysUnavailable(_) => tracing::error!(%error, "cannot verify tokens"),
                 _ => tracing::info!(%error, "request refused: bad access token"),
             }
             Problem::from(error)
@@ -466,7 +466,7 @@ mod tests {
         JwtVerifier::with_jwks(config(), &signer.jwks()).expect("jwks")
     }
 
-    async fn refused(verifier: &JwtVerifier, token: &str) -> AuthError {
+    async fn refused(verifier: &JwtVerifier, token: &str) -> RuntimeError {
         let error = verifier
             .verify(token)
             .await
@@ -502,7 +502,7 @@ mod tests {
         let token = forger.mint(&forger.claims("user-1"));
         assert_eq!(
             refused(&verifier(&ours), &token).await,
-            AuthError::BadSignature
+            RuntimeError::BadSignature
         );
     }
 
@@ -517,7 +517,7 @@ mod tests {
         parts[1] = &forged_payload;
         assert_eq!(
             refused(&verifier(&signer), &parts.join(".")).await,
-            AuthError::BadSignature
+            RuntimeError::BadSignature
         );
     }
 
@@ -530,7 +530,7 @@ mod tests {
         claims["exp"] = json!(now() - 90);
         assert_eq!(
             refused(&verifier, &signer.mint(&claims)).await,
-            AuthError::Expired
+            RuntimeError::Expired
         );
 
         claims["exp"] = json!(now() - 5);
@@ -547,7 +547,7 @@ mod tests {
         claims["iss"] = json!(format!("{ISSUER}-other"));
         assert_eq!(
             refused(&verifier(&signer), &signer.mint(&claims)).await,
-            AuthError::WrongIssuer
+            RuntimeError::WrongIssuer
         );
     }
 
@@ -558,12 +558,12 @@ mod tests {
         claims["client_id"] = json!("someone-elses-client");
         assert_eq!(
             refused(&verifier(&signer), &signer.mint(&claims)).await,
-            AuthError::WrongClient
+            RuntimeError::WrongClient
         );
         claims.as_object_mut().expect("object").remove("client_id");
         assert_eq!(
             refused(&verifier(&signer), &signer.mint(&claims)).await,
-            AuthError::WrongClient
+            RuntimeError::WrongClient
         );
     }
 
@@ -574,7 +574,7 @@ mod tests {
         claims["token_use"] = json!("id");
         assert_eq!(
             refused(&verifier(&signer), &signer.mint(&claims)).await,
-            AuthError::NotAnAccessToken
+            RuntimeError::NotAnAccessToken
         );
     }
 
@@ -590,7 +590,7 @@ mod tests {
         assert!(
             matches!(
                 error,
-                AuthError::Malformed | AuthError::UnsupportedAlgorithm
+                RuntimeError::Malformed | RuntimeError::UnsupportedAlgorithm
             ),
             "{error:?}"
         );
@@ -610,7 +610,7 @@ mod tests {
         let token = format!("{message}.{}", b64(tag.as_ref()));
         assert_eq!(
             refused(&verifier(&signer), &token).await,
-            AuthError::UnsupportedAlgorithm
+            RuntimeError::UnsupportedAlgorithm
         );
     }
 
@@ -629,7 +629,7 @@ mod tests {
             assert!(
                 matches!(
                     error,
-                    AuthError::Malformed | AuthError::UnknownKey | AuthError::BadSignature
+                    RuntimeError::Malformed | RuntimeError::UnknownKey | RuntimeError::BadSignature
                 ),
                 "{garbage:?} gave {error:?}"
             );
@@ -642,7 +642,7 @@ mod tests {
         let other = TestSigner::new("key-2");
         assert_eq!(
             refused(&verifier(&signer), &other.mint(&other.claims("u"))).await,
-            AuthError::UnknownKey
+            RuntimeError::UnknownKey
         );
     }
 
@@ -666,11 +666,11 @@ mod tests {
             json!({"keys": [{"kty": "EC", "kid": "k", "crv": "P-256", "x": "AA", "y": "AA"}]});
         assert!(matches!(
             JwtVerifier::with_jwks(config(), &only_ec),
-            Err(AuthError::KeysUnavailable(_))
+            Err(RuntimeError::KeysUnavailable(_))
         ));
         assert!(matches!(
             JwtVerifier::with_jwks(config(), &json!({"nokeys": []})),
-            Err(AuthError::KeysUnavailable(_))
+            Err(RuntimeError::KeysUnavailable(_))
         ));
     }
 
@@ -749,7 +749,7 @@ mod tests {
                 .verify(&key_2.mint(&key_2.claims("u")))
                 .await
                 .expect_err("too soon to refetch"),
-            AuthError::UnknownKey
+            RuntimeError::UnknownKey
         );
         assert_eq!(server.hits.load(Ordering::SeqCst), 1);
 
@@ -768,7 +768,7 @@ mod tests {
                     .verify(&key_3.mint(&key_3.claims("u")))
                     .await
                     .expect_err("unknown"),
-                AuthError::UnknownKey
+                RuntimeError::UnknownKey
             );
         }
         assert_eq!(server.hits.load(Ordering::SeqCst), 2);
@@ -779,7 +779,7 @@ mod tests {
                 .verify(&key_1.mint(&key_1.claims("u")))
                 .await
                 .expect_err("withdrawn"),
-            AuthError::UnknownKey
+            RuntimeError::UnknownKey
         );
     }
 
@@ -792,7 +792,10 @@ mod tests {
             .verify(&signer.mint(&signer.claims("u")))
             .await
             .expect_err("no keys");
-        assert!(matches!(error, AuthError::KeysUnavailable(_)), "{error:?}");
+        assert!(
+            matches!(error, RuntimeError::KeysUnavailable(_)),
+            "{error:?}"
+        );
         assert_eq!(
             Problem::from(error).status(),
             http::StatusCode::SERVICE_UNAVAILABLE

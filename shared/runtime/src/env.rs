@@ -3,20 +3,20 @@
 
 use std::str::FromStr;
 
-use crate::error::ConfigError;
+use crate::error::RuntimeError;
 
 /// The variable's value; an error if it is unset, empty or not Unicode.
-pub fn required(name: &str) -> Result<String, ConfigError> {
-    optional(name)?.ok_or_else(|| ConfigError::MissingVar { name: name.into() })
+pub fn required(name: &str) -> Result<String, RuntimeError> {
+    optional(name)?.ok_or_else(|| RuntimeError::MissingVar { name: name.into() })
 }
 
 /// The variable's value, or `None` if it is unset or empty. Not Unicode is an error.
-pub fn optional(name: &str) -> Result<Option<String>, ConfigError> {
+pub fn optional(name: &str) -> Result<Option<String>, RuntimeError> {
     match std::env::var(name) {
         Ok(value) if value.trim().is_empty() => Ok(None),
         Ok(value) => Ok(Some(value)),
         Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::InvalidVar {
+        Err(std::env::VarError::NotUnicode(_)) => Err(RuntimeError::InvalidVar {
             name: name.into(),
             reason: "not valid UTF-8".into(),
         }),
@@ -24,7 +24,7 @@ pub fn optional(name: &str) -> Result<Option<String>, ConfigError> {
 }
 
 /// The variable parsed as `T` (a number, a duration in seconds...), or `default` if unset.
-pub fn optional_parsed<T>(name: &str, default: T) -> Result<T, ConfigError>
+pub fn optional_parsed<T>(name: &str, default: T) -> Result<T, RuntimeError>
 where
     T: FromStr,
     T::Err: std::fmt::Display,
@@ -34,7 +34,7 @@ where
         Some(value) => value
             .trim()
             .parse()
-            .map_err(|e: T::Err| ConfigError::InvalidVar {
+            .map_err(|e: T::Err| RuntimeError::InvalidVar {
                 name: name.into(),
                 reason: e.to_string(),
             }),
@@ -42,7 +42,7 @@ where
 }
 
 /// A comma-separated list (e.g. several Cognito app client ids); empty items are dropped.
-pub fn required_list(name: &str) -> Result<Vec<String>, ConfigError> {
+pub fn required_list(name: &str) -> Result<Vec<String>, RuntimeError> {
     let items: Vec<String> = required(name)?
         .split(',')
         .map(str::trim)
@@ -50,7 +50,7 @@ pub fn required_list(name: &str) -> Result<Vec<String>, ConfigError> {
         .map(str::to_owned)
         .collect();
     if items.is_empty() {
-        return Err(ConfigError::MissingVar { name: name.into() });
+        return Err(RuntimeError::MissingVar { name: name.into() });
     }
     Ok(items)
 }
@@ -75,7 +75,7 @@ mod tests {
         set("ECOMDRIVE_TEST_EMPTY", "  ");
         assert!(matches!(
             required("ECOMDRIVE_TEST_EMPTY"),
-            Err(ConfigError::MissingVar { .. })
+            Err(RuntimeError::MissingVar { .. })
         ));
         set("ECOMDRIVE_TEST_SET", "replies-queue");
         assert_eq!(

@@ -1,13 +1,13 @@
-//! The errors of this crate. Two enums because they answer differently: an [`AuthError`] is the
-//! caller's fault (401) unless the keys are unreachable (503); a [`ConfigError`] is ours (the
-//! function is misconfigured or a dependency is down).
+//! The one error type of this crate. Its variants answer differently: a bad token is the caller's
+//! fault (401); unreachable keys, a missing variable or an unreadable secret are ours (503).
 //!
 //! No message here ever contains a token, a secret value or a secret's JSON.
 
 use crate::problem::Problem;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum AuthError {
+pub enum RuntimeError {
+    // ---- bearer tokens
     #[error("no bearer token")]
     MissingToken,
     #[error("the token is not a well-formed JWT")]
@@ -29,21 +29,7 @@ pub enum AuthError {
     /// The identity provider's keys could not be fetched or read. Not the caller's fault.
     #[error("the identity provider's signing keys are unavailable: {0}")]
     KeysUnavailable(String),
-}
-
-impl From<AuthError> for Problem {
-    fn from(error: AuthError) -> Self {
-        match error {
-            AuthError::KeysUnavailable(_) => Problem::service_unavailable(),
-            AuthError::MissingToken => Problem::unauthorized(),
-            // Safe to tell the caller why: the messages are fixed strings.
-            other => Problem::unauthorized().with_detail(other.to_string()),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+    // ---- configuration
     #[error("environment variable {name} is not set")]
     MissingVar { name: String },
     #[error("environment variable {name} is invalid: {reason}")]
@@ -53,4 +39,19 @@ pub enum ConfigError {
     /// `reason` never quotes the secret's content (see `secrets::describe_parse_error`).
     #[error("secret {secret_id} does not have the expected JSON shape: {reason}")]
     SecretShape { secret_id: String, reason: String },
+}
+
+impl From<RuntimeError> for Problem {
+    fn from(error: RuntimeError) -> Self {
+        match error {
+            RuntimeError::KeysUnavailable(_)
+            | RuntimeError::MissingVar { .. }
+            | RuntimeError::InvalidVar { .. }
+            | RuntimeError::SecretUnavailable { .. }
+            | RuntimeError::SecretShape { .. } => Problem::service_unavailable(),
+            RuntimeError::MissingToken => Problem::unauthorized(),
+            // Safe to tell the caller why: the messages are fixed strings.
+            other => Problem::unauthorized().with_detail(other.to_string()),
+        }
+    }
 }

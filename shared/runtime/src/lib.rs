@@ -18,7 +18,7 @@ pub mod secrets;
 pub mod sqs;
 
 pub use auth::{Claims, JwtConfig, JwtVerifier, bearer_from_headers};
-pub use error::{AuthError, ConfigError};
+pub use error::RuntimeError;
 pub use logging::init_tracing;
 pub use problem::{FieldError, JsonBody, Problem};
 pub use secrets::{MetaAppSecrets, SecretCache};

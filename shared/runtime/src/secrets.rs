@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::error::ConfigError;
+use crate::error::RuntimeError;
 
 /// How long a fetched secret is used before it is read again.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
@@ -72,7 +72,7 @@ impl<T: DeserializeOwned> SecretCache<T> {
     }
 
     /// The secret, from the cache if it is younger than the TTL, else freshly read.
-    pub async fn get(&self) -> Result<Arc<T>, ConfigError> {
+    pub async fn get(&self) -> Result<Arc<T>, RuntimeError> {
         self.cell.get_or_fetch(|| self.fetch()).await
     }
 
@@ -82,21 +82,21 @@ impl<T: DeserializeOwned> SecretCache<T> {
         self.cell.invalidate().await;
     }
 
-    async fn fetch(&self) -> Result<T, ConfigError> {
+    async fn fetch(&self) -> Result<T, RuntimeError> {
         let output = self
             .client
             .get_secret_value()
             .secret_id(&self.secret_id)
             .send()
             .await
-            .map_err(|e| ConfigError::SecretUnavailable {
+            .map_err(|e| RuntimeError::SecretUnavailable {
                 secret_id: self.secret_id.clone(),
                 // The SDK's error (service code and message) never contains the secret value.
                 reason: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
             })?;
         let text = output
             .secret_string()
-            .ok_or_else(|| ConfigError::SecretShape {
+            .ok_or_else(|| RuntimeError::SecretShape {
                 secret_id: self.secret_id.clone(),
                 reason: "the secret has no SecretString (binary secrets are not supported)".into(),
             })?;
@@ -105,8 +105,8 @@ impl<T: DeserializeOwned> SecretCache<T> {
 }
 
 /// Reads a secret's JSON text as `T`. The error says what is wrong without quoting the text.
-pub fn parse_secret<T: DeserializeOwned>(secret_id: &str, text: &str) -> Result<T, ConfigError> {
-    serde_json::from_str(text).map_err(|e| ConfigError::SecretShape {
+pub fn parse_secret<T: DeserializeOwned>(secret_id: &str, text: &str) -> Result<T, RuntimeError> {
+    serde_json::from_str(text).map_err(|e| RuntimeError::SecretShape {
         secret_id: secret_id.to_owned(),
         reason: describe_parse_error(&e),
     })
@@ -231,7 +231,7 @@ mod tests {
     async fn the_cache_refetches_only_after_its_ttl() {
         let cell = TtlCell::new(Duration::from_secs(300));
         let fetches = AtomicUsize::new(0);
-        let fetch = || async { Ok::<_, ConfigError>(fetches.fetch_add(1, Ordering::SeqCst) + 1) };
+        let fetch = || async { Ok::<_, RuntimeError>(fetches.fetch_add(1, Ordering::SeqCst) + 1) };
 
         assert_eq!(*cell.get_or_fetch(fetch).await.expect("v"), 1);
         tokio::time::advance(Duration::from_secs(299)).await;
@@ -265,7 +265,7 @@ mod tests {
                 cell.get_or_fetch(|| async {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     fetches.fetch_add(1, Ordering::SeqCst);
-                    Ok::<_, ConfigError>("value")
+                    Ok::<_, RuntimeError>("value")
                 })
                 .await
                 .map(|v| *v)
@@ -282,7 +282,7 @@ mod tests {
         let cell: TtlCell<&str> = TtlCell::new(DEFAULT_TTL);
         let failed = cell
             .get_or_fetch(|| async {
-                Err(ConfigError::SecretUnavailable {
+                Err(RuntimeError::SecretUnavailable {
                     secret_id: "s".into(),
                     reason: "down".into(),
                 })
@@ -290,7 +290,7 @@ mod tests {
             .await;
         assert!(failed.is_err());
         let value = cell
-            .get_or_fetch(|| async { Ok::<_, ConfigError>("back") })
+            .get_or_fetch(|| async { Ok::<_, RuntimeError>("back") })
             .await
             .expect("retried");
         assert_eq!(*value, "back");
