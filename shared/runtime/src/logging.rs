@@ -23,9 +23,38 @@ pub fn init_tracing() {
             EnvFilter::try_new(level.trim().to_lowercase()).ok()
         })
         .unwrap_or_else(|| EnvFilter::new("info"));
-    let subscriber = json_subscriber(std::io::stdout, filter);
+    let subscriber = json_subscriber(std::io::stdout, cap_chatty_dependencies(filter));
     // An Err only means a subscriber is already installed, which is fine.
     let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// Crates that log request and response bodies at debug/trace level: whole DynamoDB items, KMS
+/// plaintexts (tokens), message text. Raising `RUST_LOG` to debug for our code must not raise
+/// them, so they stay at `info` whatever the variable says (POLICY E14).
+const CAPPED_AT_INFO: &[&str] = &[
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_sdk_dynamodb",
+    "aws_sdk_kms",
+    "aws_sdk_sqs",
+    "aws_sdk_s3",
+    "aws_sdk_secretsmanager",
+    "aws_config",
+    "hyper",
+    "hyper_util",
+    "reqwest",
+    "h2",
+    "rustls",
+];
+
+fn cap_chatty_dependencies(mut filter: EnvFilter) -> EnvFilter {
+    for target in CAPPED_AT_INFO {
+        if let Ok(directive) = format!("{target}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
 }
 
 /// The one place the line format is decided, shared by production and by [`capture`], so tests
@@ -54,6 +83,46 @@ where
 /// future starts with `tokio::spawn` are *not* captured unless they are spawned as
 /// `tokio::spawn(fut.with_current_subscriber())` (`tracing::instrument::WithSubscriber`).
 /// Everything is captured, at every level, whatever `RUST_LOG` says.
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    #[test]
+    fn raising_rust_log_does_not_raise_the_sdks_body_logging() {
+        use std::io::Write;
+        use std::sync::{Arc, Mutex};
+
+        #[derive(Clone)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer(Arc::default());
+        let writer = buffer.clone();
+        let subscriber = json_subscriber(
+            move || writer.clone(),
+            cap_chatty_dependencies(EnvFilter::new("trace")),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::trace!(target: "aws_smithy_runtime", "sdk body at trace");
+            tracing::debug!(target: "aws_sdk_kms", "kms plaintext at debug");
+            tracing::info!(target: "aws_smithy_runtime", "sdk line at info");
+            tracing::trace!(target: "ecomdrive_runtime", "our line at trace");
+        });
+        let text = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf-8");
+        assert!(!text.contains("sdk body at trace"), "{text}");
+        assert!(!text.contains("kms plaintext at debug"), "{text}");
+        assert!(text.contains("sdk line at info"), "{text}");
+        assert!(text.contains("our line at trace"), "{text}");
+    }
+}
+
 pub mod capture {
     use std::future::Future;
     use std::io;
