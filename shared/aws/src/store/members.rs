@@ -2,7 +2,7 @@
 
 use super::{Store, StoreResult, keys};
 use crate::AwsError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use ecomdrive_core::ids::{MerchantId, UserId};
 use ecomdrive_core::merchant::MerchantProfile;
 use ecomdrive_core::role::Role;
@@ -70,6 +70,54 @@ struct EmailIndex {
 }
 
 impl Store {
+    /// The membership item and its user → merchant index item: always written together.
+    fn membership_puts(
+        &self,
+        membership: &Membership,
+        user: &UserId,
+        condition: Option<&str>,
+    ) -> StoreResult<[TransactWriteItem; 2]> {
+        let m = &membership.merchant_id;
+        let index = MembershipIndex {
+            merchant_id: m.clone(),
+            role: membership.role,
+        };
+        Ok([
+            self.tx_put(
+                Self::item(
+                    "membership",
+                    keys::merchant_pk(m),
+                    keys::member_sk(user),
+                    membership,
+                )?,
+                condition,
+            ),
+            self.tx_put(
+                Self::item(
+                    "membership_index",
+                    keys::user_pk(user),
+                    keys::membership_index_sk(m),
+                    &index,
+                )?,
+                None,
+            ),
+        ])
+    }
+
+    async fn set_pending_invites(&self, user: &UserId, pending: bool) -> StoreResult<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::user_pk(user), keys::USER_PROFILE_SK)))
+            .update_expression("SET pending_invites = :p")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":p", AttributeValue::Bool(pending))
+            .send()
+            .await
+            .map_err(AwsError::dynamo)?;
+        Ok(())
+    }
+
     /// Called on every authenticated request: creates the user on first sight and accepts the
     /// invitations waiting for their e-mail.
     pub async fn user_seen(&self, id: &UserId, email: Option<&str>) -> StoreResult<User> {
@@ -132,55 +180,22 @@ impl Store {
                 status: MembershipStatus::Active,
                 created_at: now,
             };
-            let index = MembershipIndex {
-                merchant_id: inv.merchant_id.clone(),
-                role: inv.role,
-            };
             let m = &inv.merchant_id;
-            let tx = vec![
+            let mut tx = vec![
                 self.tx_delete(keys::merchant_pk(m), keys::invite_sk(email), true),
                 self.tx_delete(
                     keys::invite_index_pk(email),
                     keys::invite_index_sk(m),
                     false,
                 ),
-                self.tx_put(
-                    Self::item(
-                        "membership",
-                        keys::merchant_pk(m),
-                        keys::member_sk(&user.id),
-                        &membership,
-                    )?,
-                    None,
-                ),
-                self.tx_put(
-                    Self::item(
-                        "membership_index",
-                        keys::user_pk(&user.id),
-                        keys::membership_index_sk(m),
-                        &index,
-                    )?,
-                    None,
-                ),
             ];
+            tx.extend(self.membership_puts(&membership, &user.id, None)?);
             match self.transact(tx, "invitation already accepted").await {
                 Ok(()) | Err(AwsError::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }
         }
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(
-                keys::user_pk(&user.id),
-                keys::USER_PROFILE_SK,
-            )))
-            .update_expression("SET pending_invites = :f")
-            .expression_attribute_values(":f", AttributeValue::Bool(false))
-            .send()
-            .await
-            .map_err(AwsError::dynamo)?;
-        Ok(())
+        self.set_pending_invites(&user.id, false).await
     }
 
     /// Creates a merchant and makes `owner` its owner, atomically.
@@ -207,39 +222,16 @@ impl Store {
             status: MembershipStatus::Active,
             created_at: now,
         };
-        let index = MembershipIndex {
-            merchant_id: m.clone(),
-            role: Role::Owner,
-        };
-        let tx = vec![
-            self.tx_put(
-                Self::item(
-                    "merchant",
-                    keys::merchant_pk(m),
-                    keys::MERCHANT_PROFILE_SK.into(),
-                    &merchant,
-                )?,
-                Some("attribute_not_exists(PK)"),
-            ),
-            self.tx_put(
-                Self::item(
-                    "membership",
-                    keys::merchant_pk(m),
-                    keys::member_sk(&owner.id),
-                    &membership,
-                )?,
-                None,
-            ),
-            self.tx_put(
-                Self::item(
-                    "membership_index",
-                    keys::user_pk(&owner.id),
-                    keys::membership_index_sk(m),
-                    &index,
-                )?,
-                None,
-            ),
-        ];
+        let mut tx = vec![self.tx_put(
+            Self::item(
+                "merchant",
+                keys::merchant_pk(m),
+                keys::MERCHANT_PROFILE_SK.into(),
+                &merchant,
+            )?,
+            Some("attribute_not_exists(PK)"),
+        )];
+        tx.extend(self.membership_puts(&membership, &owner.id, None)?);
         self.transact(tx, "merchant exists").await?;
         Ok(merchant)
     }
@@ -337,19 +329,7 @@ impl Store {
             .get::<EmailIndex>(keys::email_pk(email), keys::EMAIL_USER_SK.into())
             .await?
         {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(Self::key(
-                    keys::user_pk(&idx.user_id),
-                    keys::USER_PROFILE_SK,
-                )))
-                .update_expression("SET pending_invites = :t")
-                .condition_expression("attribute_exists(PK)")
-                .expression_attribute_values(":t", AttributeValue::Bool(true))
-                .send()
-                .await
-                .map_err(AwsError::dynamo)?;
+            self.set_pending_invites(&idx.user_id, true).await?;
         }
         Ok(invitation)
     }
@@ -358,30 +338,9 @@ impl Store {
     pub async fn set_role(&self, m: &MerchantId, user: &UserId, role: Role) -> StoreResult<()> {
         let mut membership = self.membership(m, user).await?.ok_or(AwsError::NotFound)?;
         membership.role = role;
-        let index = MembershipIndex {
-            merchant_id: m.clone(),
-            role,
-        };
-        let tx = vec![
-            self.tx_put(
-                Self::item(
-                    "membership",
-                    keys::merchant_pk(m),
-                    keys::member_sk(user),
-                    &membership,
-                )?,
-                Some("attribute_exists(PK)"),
-            ),
-            self.tx_put(
-                Self::item(
-                    "membership_index",
-                    keys::user_pk(user),
-                    keys::membership_index_sk(m),
-                    &index,
-                )?,
-                None,
-            ),
-        ];
+        let tx = self
+            .membership_puts(&membership, user, Some("attribute_exists(PK)"))?
+            .to_vec();
         self.transact(tx, "membership changed").await
     }
 
