@@ -153,14 +153,14 @@ pub async fn get_conversation(
     )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ConversationPatch {
     status: Option<String>,
     #[serde(default, with = "crate::double_option")]
     assignee: Option<Option<String>>,
 }
 
-#[utoipa::path(patch, path = "/v1/merchants/{merchant_id}/conversations/{conversation_id}", tag = "inbox", params(("merchant_id" = String, Path), ("conversation_id" = String, Path)), responses((status = 200, description = "Updated")))]
+#[utoipa::path(patch, path = "/v1/merchants/{merchant_id}/conversations/{conversation_id}", tag = "inbox", params(("merchant_id" = String, Path), ("conversation_id" = String, Path)), request_body = ConversationPatch, responses((status = 200, description = "Updated")))]
 pub async fn update_conversation(
     State(state): State<AppState>,
     member: Member,
@@ -230,9 +230,11 @@ pub async fn list_messages(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewReply {
+    /// What the customer reads: 1 to 2000 characters.
     text: String,
+    /// The client's idempotency key: the same key again answers with the same reply.
     client_id: String,
 }
 
@@ -257,7 +259,7 @@ async fn rate_limited(state: &AppState, member: &Member, scope: &str, limit: u32
 
 /// Queues an agent's reply. Only to a customer who wrote first, inside Meta's window (POLICY E12);
 /// the same `client_id` again answers with the same reply and sends nothing new.
-#[utoipa::path(post, path = "/v1/merchants/{merchant_id}/conversations/{conversation_id}/replies", tag = "inbox", params(("merchant_id" = String, Path), ("conversation_id" = String, Path)), responses((status = 202, description = "Queued"), (status = 409, description = "Outside the messaging window"), (status = 429, description = "Too many replies")))]
+#[utoipa::path(post, path = "/v1/merchants/{merchant_id}/conversations/{conversation_id}/replies", tag = "inbox", params(("merchant_id" = String, Path), ("conversation_id" = String, Path)), request_body = NewReply, responses((status = 202, description = "Queued"), (status = 409, description = "Outside the messaging window"), (status = 429, description = "Too many replies")))]
 pub async fn create_reply(
     State(state): State<AppState>,
     member: Member,
@@ -317,8 +319,9 @@ pub async fn create_reply(
     Ok((StatusCode::ACCEPTED, Json(message_view(&reply))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct OrderLink {
+    /// An order reference, e.g. Amazon's `402-1234567-1234567`.
     order_ref: String,
 }
 
@@ -332,7 +335,7 @@ fn validate_order_ref(raw: &str) -> Result<&str, &'static str> {
         .ok_or("an order reference is 1 to 64 letters, digits, - or _")
 }
 
-#[utoipa::path(post, path = "/v1/merchants/{merchant_id}/conversations/{conversation_id}/orders", tag = "inbox", params(("merchant_id" = String, Path), ("conversation_id" = String, Path)), responses((status = 200, description = "Linked; shows on the conversation and its customer")))]
+#[utoipa::path(post, path = "/v1/merchants/{merchant_id}/conversations/{conversation_id}/orders", tag = "inbox", params(("merchant_id" = String, Path), ("conversation_id" = String, Path)), request_body = OrderLink, responses((status = 200, description = "Linked; shows on the conversation and its customer")))]
 pub async fn link_order(
     State(state): State<AppState>,
     member: Member,
@@ -390,7 +393,7 @@ pub async fn get_customer(
     Ok(Json(customer_view(&c)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CustomerPatch {
     #[serde(default, with = "crate::double_option")]
     name: Option<Option<String>>,
@@ -423,7 +426,7 @@ fn bounded(
     }
 }
 
-#[utoipa::path(patch, path = "/v1/merchants/{merchant_id}/customers/{customer_id}", tag = "customers", params(("merchant_id" = String, Path), ("customer_id" = String, Path)), responses((status = 200, description = "Corrected"), (status = 422, description = "Invalid fields")))]
+#[utoipa::path(patch, path = "/v1/merchants/{merchant_id}/customers/{customer_id}", tag = "customers", params(("merchant_id" = String, Path), ("customer_id" = String, Path)), request_body = CustomerPatch, responses((status = 200, description = "Corrected"), (status = 422, description = "Invalid fields")))]
 pub async fn update_customer(
     State(state): State<AppState>,
     member: Member,

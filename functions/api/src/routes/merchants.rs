@@ -60,14 +60,17 @@ pub async fn me(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewMerchant {
+    /// The business name.
     name: String,
+    /// International form, e.g. `+91 98765 43210`.
     phone: Option<String>,
+    /// Indian GST identification number, checked with its check digit.
     gstin: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/merchants", tag = "merchants", responses((status = 201, description = "Created; the caller is its owner"), (status = 422, description = "Invalid fields")))]
+#[utoipa::path(post, path = "/v1/merchants", tag = "merchants", request_body = NewMerchant, responses((status = 201, description = "Created; the caller is its owner"), (status = 422, description = "Invalid fields")))]
 pub async fn create_merchant(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -115,7 +118,7 @@ pub async fn get_merchant(
     Ok(Json(MerchantView::of(m, Some(member.role))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct MerchantPatch {
     name: Option<String>,
     #[serde(default, with = "crate::double_option")]
@@ -124,7 +127,7 @@ pub struct MerchantPatch {
     gstin: Option<Option<String>>,
 }
 
-#[utoipa::path(patch, path = "/v1/merchants/{merchant_id}", tag = "merchants", params(("merchant_id" = String, Path)), responses((status = 200, description = "Updated"), (status = 422, description = "Invalid fields")))]
+#[utoipa::path(patch, path = "/v1/merchants/{merchant_id}", tag = "merchants", params(("merchant_id" = String, Path)), request_body = MerchantPatch, responses((status = 200, description = "Updated"), (status = 422, description = "Invalid fields")))]
 pub async fn update_merchant(
     State(state): State<AppState>,
     member: Member,
@@ -181,13 +184,15 @@ pub async fn list_members(State(state): State<AppState>, member: Member) -> ApiR
     Ok(Json(json!({ "items": items })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Invitation {
+    /// The invitee's e-mail; the membership is pending until they sign in with it.
     email: String,
+    /// `owner`, `admin` or `agent`.
     role: String,
 }
 
-#[utoipa::path(post, path = "/v1/merchants/{merchant_id}/members", tag = "members", params(("merchant_id" = String, Path)), responses((status = 201, description = "Invited; pending until the user's next request"), (status = 409, description = "Already a member or invited")))]
+#[utoipa::path(post, path = "/v1/merchants/{merchant_id}/members", tag = "members", params(("merchant_id" = String, Path)), request_body = Invitation, responses((status = 201, description = "Invited; pending until the user's next request"), (status = 409, description = "Already a member or invited")))]
 pub async fn invite_member(
     State(state): State<AppState>,
     member: Member,
@@ -215,7 +220,7 @@ pub async fn invite_member(
     Ok((StatusCode::CREATED, Json(invitation.into())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RoleChange {
     role: String,
 }
@@ -230,7 +235,7 @@ async fn owners(state: &AppState, member: &Member) -> ApiResult<usize> {
         .count())
 }
 
-#[utoipa::path(patch, path = "/v1/merchants/{merchant_id}/members/{user_id}", tag = "members", params(("merchant_id" = String, Path), ("user_id" = String, Path)), responses((status = 200, description = "Role changed")))]
+#[utoipa::path(patch, path = "/v1/merchants/{merchant_id}/members/{user_id}", tag = "members", params(("merchant_id" = String, Path), ("user_id" = String, Path)), request_body = RoleChange, responses((status = 200, description = "Role changed")))]
 pub async fn change_role(
     State(state): State<AppState>,
     member: Member,
