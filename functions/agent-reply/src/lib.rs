@@ -74,8 +74,6 @@ pub struct AgentReply {
 pub enum Outcome {
     Sent,
     AlreadyDone,
-    /// Someone else holds the attempt right now.
-    Busy,
     Failed(String),
 }
 
@@ -154,7 +152,12 @@ impl AgentReply {
             }
         };
         if !self.store.claim_send_attempt(&msg, now).await? {
-            return Ok(Outcome::Busy);
+            // Another worker holds this attempt. Acknowledging would drop the job if that worker
+            // then died mid-call, so the queue brings it back later; by then the outcome is known
+            // or the echo wait applies.
+            return Err(ReplyError::RetryLater(
+                "another attempt of this reply is in progress".into(),
+            ));
         }
         let claimed = Message {
             status: MessageStatus::Sending,
@@ -257,15 +260,19 @@ impl AgentReply {
         now: OffsetDateTime,
         reason: &str,
     ) -> Result<Outcome, ReplyError> {
-        if self.store.claim_send_attempt(msg, now).await? {
-            let claimed = Message {
-                status: MessageStatus::Sending,
-                ..msg.clone()
-            };
-            self.store
-                .finish_attempt(&claimed, MessageStatus::Failed, Some(reason))
-                .await?;
+        if !self.store.claim_send_attempt(msg, now).await? {
+            // Changed meanwhile (an echo, another worker): look again later.
+            return Err(ReplyError::RetryLater(
+                "the reply changed while it was being failed".into(),
+            ));
         }
+        let claimed = Message {
+            status: MessageStatus::Sending,
+            ..msg.clone()
+        };
+        self.store
+            .finish_attempt(&claimed, MessageStatus::Failed, Some(reason))
+            .await?;
         Ok(Outcome::Failed(reason.to_owned()))
     }
 
@@ -293,7 +300,6 @@ fn outcome_name(o: &Outcome) -> &'static str {
     match o {
         Outcome::Sent => "sent",
         Outcome::AlreadyDone => "already_done",
-        Outcome::Busy => "busy",
         Outcome::Failed(_) => "failed",
     }
 }
