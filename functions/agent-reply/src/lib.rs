@@ -189,8 +189,16 @@ impl AgentReply {
         };
         match meta.send_message(&token, &outgoing).await {
             Ok(sent) => {
-                if let Some(mid) = Mid::parse(&sent.message_id) {
-                    self.store.record_sent(&claimed, &mid).await?;
+                match Mid::parse(&sent.message_id) {
+                    Some(mid) => {
+                        self.store.record_sent(&claimed, &mid).await?;
+                    }
+                    // Sent all the same: never leave it `sending`, or it would be sent again.
+                    None => {
+                        self.store
+                            .finish_attempt(&claimed, MessageStatus::Sent, None)
+                            .await?
+                    }
                 }
                 Ok(Outcome::Sent)
             }
