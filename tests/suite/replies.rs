@@ -850,3 +850,58 @@ async fn policy_e8_agents_reply_through_the_queue() {
     );
     assert_eq!(calls_with(&s, "Still rate limited").len(), max as usize);
 }
+
+/// A Page token's ciphertext copied into another merchant's connection does not decrypt there
+/// (the KMS encryption context names merchant and Page): the reply fails, asking for a reconnect,
+/// and nothing reaches Meta with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ciphertext_copied_from_another_merchant_does_not_send() {
+    let (s, a, cid) = quiet_conversation("9301").await;
+    let b = s.merchant("owner@other.example").await;
+    connect_page(&s, &b, crate::support::PAGE_B).await;
+    let m =
+        |t: &Tenant| ecomdrive_core::ids::MerchantId::parse(&t.merchant_id).expect("merchant id");
+    let page = |p: &str| ecomdrive_core::ids::PageId::parse(p).expect("page id");
+    let theirs = s
+        .stack
+        .store
+        .page_connection(&m(&b), &page(crate::support::PAGE_B))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ours = s
+        .stack
+        .store
+        .page_connection(&m(&a), &page(PAGE_A))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(ours.token_ciphertext, theirs.token_ciphertext);
+    ours.token_ciphertext = theirs.token_ciphertext.clone();
+    s.stack
+        .store
+        .connect_page(&ours)
+        .await
+        .expect("the connection is rewritten");
+
+    let r = reply(&s, &a, &cid, "Sealed for someone else", "copied-1").await;
+    let outcome = s
+        .stack
+        .agent_reply
+        .send(&job(&a, &cid, &r), OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&outcome, Outcome::Failed(e) if e.contains("reconnect")),
+        "{outcome:?}"
+    );
+    assert!(calls_with(&s, "Sealed for someone else").is_empty());
+    let shown = shown(&s, &a, &cid, &r).await;
+    assert_eq!(shown["status"], "failed");
+    assert!(
+        shown["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("reconnect")
+    );
+}

@@ -151,6 +151,28 @@ impl AgentReply {
                     .await;
             }
         };
+        // Everything that can fail without sending comes before the claim: a claimed attempt
+        // whose call never happened would otherwise wait out the echo wait for nothing.
+        let ctx = TokenContext {
+            merchant: m,
+            integration: "messenger_page",
+            resource: conv.page_id.as_str(),
+        };
+        let token = match self.vault.open(&ctx, &sealed).await {
+            Ok(token) => token,
+            // This ciphertext will never open for this Page: retrying cannot help.
+            Err(AwsError::TokenRefused) => {
+                return self
+                    .fail_unsent(
+                        &msg,
+                        now,
+                        "the Page token could not be opened; reconnect the Page",
+                    )
+                    .await;
+            }
+            Err(e) => return Err(ReplyError::Vault(e.to_string())),
+        };
+        let meta = self.meta().await?;
         if !self.store.claim_send_attempt(&msg, now).await? {
             // Another worker holds this attempt. Acknowledging would drop the job if that worker
             // then died mid-call, so the queue brings it back later; by then the outcome is known
@@ -164,19 +186,6 @@ impl AgentReply {
             attempts: msg.attempts + 1,
             ..msg
         };
-        let token = self
-            .vault
-            .open(
-                &TokenContext {
-                    merchant: m,
-                    integration: "messenger_page",
-                    resource: conv.page_id.as_str(),
-                },
-                &sealed,
-            )
-            .await
-            .map_err(|e| ReplyError::Vault(e.to_string()))?;
-        let meta = self.meta().await?;
         let outgoing = OutgoingMessage {
             recipient_psid: conv.psid.to_string(),
             messaging_type: match mode {
