@@ -39,6 +39,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(3000);
     let mut options = StackOptions::new("local");
     options.port = port;
+    // template.yaml's ratio (replies visibility 180 s > echo wait 120 s), scaled down so a person
+    // sees a timed-out reply settle within seconds: every redelivery comes after the echo wait.
+    options.echo_wait = std::time::Duration::from_secs(3);
+    options.retry_after = std::time::Duration::from_secs(5);
     options.app_secret =
         std::env::var("META_APP_SECRET").unwrap_or_else(|_| DEFAULT_APP_SECRET.into());
     options.verify_token =
