@@ -356,26 +356,20 @@ fn event_page(e: &MessengerEvent) -> &PageId {
     }
 }
 
-/// Business metrics as CloudWatch Embedded Metric Format: one JSON log line, no extra API call.
+/// Business metrics (CloudWatch EMF on stdout), and the same counts on the record's log line.
 fn emit_metrics(c: &DeliveryCounts) {
-    let emf = serde_json::json!({
-        "_aws": {
-            "Timestamp": time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
-            "CloudWatchMetrics": [{
-                "Namespace": "EcomDrive/Messenger",
-                "Dimensions": [[]],
-                "Metrics": [
-                    {"Name": "MessagesStored", "Unit": "Count"},
-                    {"Name": "DuplicatesSkipped", "Unit": "Count"},
-                    {"Name": "DroppedUnconnectedPage", "Unit": "Count"},
-                    {"Name": "UnknownEventsSkipped", "Unit": "Count"},
-                ]
-            }]
-        },
-        "MessagesStored": c.stored,
-        "DuplicatesSkipped": c.duplicates,
-        "DroppedUnconnectedPage": c.dropped_unconnected_page,
-        "UnknownEventsSkipped": c.skipped_unknown,
-    });
-    tracing::info!(metrics = %emf, "delivery processed");
+    let counts = [
+        ("MessagesStored", c.stored as u64),
+        ("DuplicatesSkipped", c.duplicates as u64),
+        ("DroppedUnconnectedPage", c.dropped_unconnected_page as u64),
+        ("UnknownEventsSkipped", c.skipped_unknown as u64),
+    ];
+    ecomdrive_runtime::metrics::emit("EcomDrive/Messenger", &counts);
+    tracing::info!(
+        MessagesStored = c.stored,
+        DuplicatesSkipped = c.duplicates,
+        DroppedUnconnectedPage = c.dropped_unconnected_page,
+        UnknownEventsSkipped = c.skipped_unknown,
+        "delivery processed"
+    );
 }

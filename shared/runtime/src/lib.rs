@@ -13,6 +13,7 @@ pub mod env;
 pub mod error;
 pub mod lambda;
 pub mod logging;
+pub mod metrics;
 pub mod problem;
 pub mod secrets;
 pub mod sqs;
