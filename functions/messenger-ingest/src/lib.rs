@@ -254,28 +254,47 @@ impl Ingest {
         attachments: &[Attachment],
         counts: &mut DeliveryCounts,
     ) -> Result<(), IngestError> {
-        match self.store.ingest_message(m, incoming).await? {
-            Ingested::Duplicate => counts.duplicates += 1,
+        let mid = incoming.mid.clone();
+        let message = match self.store.ingest_message(m, incoming).await? {
             Ingested::Stored(message) => {
                 counts.stored += 1;
-                for (index, a) in attachments.iter().enumerate() {
-                    let Some(url) = &a.url else { continue };
-                    let job = AttachmentJob {
-                        merchant_id: m.clone(),
-                        conversation_id: message.conversation_id.clone(),
-                        message_id: message.id.clone(),
-                        index,
-                        kind: a.kind.clone(),
-                        url: url.clone(),
-                    };
-                    // If this fails the record is retried; the message is then a duplicate, but
-                    // its attachment jobs must still go out, so they are queued before returning.
-                    self.inbound
-                        .send_json(ATTACHMENT_KIND, &job)
-                        .await
-                        .map_err(|e| IngestError::Queue(e.to_string()))?;
+                Some(*message)
+            }
+            Ingested::Duplicate => {
+                counts.duplicates += 1;
+                // A retry of a record whose attachment jobs were not all queued the first time
+                // (the queue failed, the function timed out): queue what is still pending.
+                match attachments.is_empty() {
+                    true => None,
+                    false => self.store.message_for_mid(m, &mid).await?,
                 }
             }
+        };
+        let Some(message) = message else {
+            return Ok(());
+        };
+        for (index, a) in attachments.iter().enumerate() {
+            let pending = message
+                .attachments
+                .get(index)
+                .is_some_and(|stored| stored.state == "pending");
+            let Some(url) = a.url.as_ref().filter(|_| pending) else {
+                continue;
+            };
+            let job = AttachmentJob {
+                merchant_id: m.clone(),
+                conversation_id: message.conversation_id.clone(),
+                message_id: message.id.clone(),
+                index,
+                kind: a.kind.clone(),
+                url: url.clone(),
+            };
+            // Copying is idempotent (same object key, same list slot), so queuing a job twice
+            // costs a second download at most.
+            self.inbound
+                .send_json(ATTACHMENT_KIND, &job)
+                .await
+                .map_err(|e| IngestError::Queue(e.to_string()))?;
         }
         Ok(())
     }

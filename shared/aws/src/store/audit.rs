@@ -47,8 +47,9 @@ impl Store {
         self.put(item).await
     }
 
+    /// The merchant's most recent audit records, newest first.
     pub async fn audit_log(&self, m: &MerchantId, max: usize) -> StoreResult<Vec<AuditRecord>> {
-        self.query_prefix(keys::merchant_pk(m), keys::AUDIT_PREFIX, max)
+        self.query_prefix_ordered(keys::merchant_pk(m), keys::AUDIT_PREFIX, max, false)
             .await?
             .into_iter()
             .map(Self::parse)

@@ -4,7 +4,7 @@
 //! marker that must not exist yet, so a redelivered webhook or a reprocessed SQS record writes
 //! nothing new. Conversations carry a `version` for optimistic concurrency between ingest workers.
 
-use super::{Page, Store, StoreResult, decode_cursor, encode_cursor, keys, now_ms};
+use super::{CursorScope, Page, Store, StoreResult, decode_cursor, encode_cursor, keys, now_ms};
 use crate::AwsError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use ecomdrive_core::ids::{
@@ -388,6 +388,17 @@ impl Store {
         }
     }
 
+    /// The message stored for a `mid`, if any.
+    pub async fn message_for_mid(&self, m: &MerchantId, mid: &Mid) -> StoreResult<Option<Message>> {
+        match self.mid_marker(m, mid).await? {
+            Some(marker) => {
+                self.message(m, &marker.conversation_id, &marker.message_id)
+                    .await
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Whether a `mid` is already stored (an echo of something we have).
     pub async fn knows_mid(&self, m: &MerchantId, mid: &Mid) -> StoreResult<bool> {
         Ok(self.mid_marker(m, mid).await?.is_some())
@@ -474,15 +485,20 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key));
+            .set_key(Some(key))
+            // Never create a partial message item for a message that is gone.
+            .condition_expression("attribute_exists(PK)");
         let req = match reaction {
             Some(r) => req
                 .update_expression("SET reaction = :r")
                 .expression_attribute_values(":r", s(r)),
             None => req.update_expression("REMOVE reaction"),
         };
-        req.send().await.map_err(AwsError::dynamo)?;
-        Ok(true)
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if super::is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(AwsError::dynamo(e)),
+        }
     }
 
     pub async fn set_attachment(
@@ -541,7 +557,11 @@ impl Store {
             .expression_attribute_values(":pk", s(keys::conversations_by_activity_pk(m)))
             .scan_index_forward(false)
             .limit(limit)
-            .set_exclusive_start_key(cursor.map(|c| decode_cursor(c, m)).transpose()?);
+            .set_exclusive_start_key(
+                cursor
+                    .map(|c| decode_cursor(c, m, CursorScope::Conversations))
+                    .transpose()?,
+            );
         let mut conditions = Vec::new();
         if let Some(st) = filter.status {
             conditions.push("#s = :status");
@@ -749,7 +769,11 @@ impl Store {
             .expression_attribute_values(":pk", s(keys::merchant_pk(m)))
             .expression_attribute_values(":p", s(keys::messages_prefix(conversation)))
             .limit(limit)
-            .set_exclusive_start_key(cursor.map(|c| decode_cursor(c, m)).transpose()?)
+            .set_exclusive_start_key(
+                cursor
+                    .map(|c| decode_cursor(c, m, CursorScope::Messages(conversation)))
+                    .transpose()?,
+            )
             .send()
             .await
             .map_err(AwsError::dynamo)?;

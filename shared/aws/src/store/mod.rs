@@ -132,6 +132,17 @@ impl Store {
 
     /// All items of a partition whose sort key starts with `prefix` (bounded by `max`).
     async fn query_prefix(&self, pk: String, prefix: &str, max: usize) -> StoreResult<Vec<Item>> {
+        self.query_prefix_ordered(pk, prefix, max, true).await
+    }
+
+    /// As [`Store::query_prefix`], newest (largest sort key) first when `oldest_first` is false.
+    async fn query_prefix_ordered(
+        &self,
+        pk: String,
+        prefix: &str,
+        max: usize,
+        oldest_first: bool,
+    ) -> StoreResult<Vec<Item>> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         let now = OffsetDateTime::now_utc();
@@ -144,6 +155,7 @@ impl Store {
                 .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
                 .expression_attribute_values(":p", AttributeValue::S(prefix.to_owned()))
                 .set_exclusive_start_key(start)
+                .scan_index_forward(oldest_first)
                 .consistent_read(true)
                 .send()
                 .await
@@ -265,18 +277,43 @@ pub(crate) fn encode_cursor(key: &Item) -> Option<String> {
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
 }
 
-pub(crate) fn decode_cursor(cursor: &str, merchant: &MerchantId) -> StoreResult<Item> {
+/// Which listing a cursor continues: a cursor is only good for the query that made it.
+pub(crate) enum CursorScope<'a> {
+    /// A merchant's conversations by activity (GSI1).
+    Conversations,
+    /// The messages of one conversation.
+    Messages(&'a ecomdrive_core::ids::ConversationId),
+}
+
+/// Reads a cursor back, refusing one that another merchant's (or another listing's) query made:
+/// DynamoDB would otherwise read from wherever the key points, or fail with a 500.
+pub(crate) fn decode_cursor(
+    cursor: &str,
+    merchant: &MerchantId,
+    scope: CursorScope<'_>,
+) -> StoreResult<Item> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| AwsError::BadCursor)?;
     let plain: HashMap<String, String> =
         serde_json::from_slice(&bytes).map_err(|_| AwsError::BadCursor)?;
+    let get = |k: &str| plain.get(k).map(String::as_str);
     let own = keys::merchant_pk(merchant);
-    let belongs = plain
-        .iter()
-        .filter(|(k, _)| *k == keys::PK || *k == keys::GSI1PK)
-        .all(|(_, v)| v == &own || v.starts_with(&format!("{own}#")));
-    if !belongs || !plain.contains_key(keys::PK) || plain.len() > 4 {
+    let sk = get(keys::SK).unwrap_or_default();
+    let fits = get(keys::PK) == Some(own.as_str())
+        && match scope {
+            CursorScope::Conversations => {
+                plain.len() == 4
+                    && sk.starts_with("CONV#")
+                    && get(keys::GSI1PK)
+                        == Some(keys::conversations_by_activity_pk(merchant).as_str())
+                    && get(keys::GSI1SK).is_some()
+            }
+            CursorScope::Messages(conversation) => {
+                plain.len() == 2 && sk.starts_with(&keys::messages_prefix(conversation))
+            }
+        };
+    if !fits {
         return Err(AwsError::BadCursor);
     }
     Ok(plain
@@ -294,17 +331,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cursors_round_trip_and_refuse_other_merchants() {
+    fn cursors_round_trip_and_refuse_other_merchants_and_listings() {
+        use ecomdrive_core::ids::{ConversationId, MessageId};
         let m = MerchantId::generate();
         let other = MerchantId::generate();
-        let key = Store::key(keys::merchant_pk(&m), "CONV#x");
+        let conv = ConversationId::generate();
+        let key = Store::key(
+            keys::merchant_pk(&m),
+            keys::message_sk(&conv, &MessageId::generate()),
+        );
         let c = encode_cursor(&key).unwrap();
-        assert_eq!(decode_cursor(&c, &m).unwrap(), key);
-        assert!(matches!(
-            decode_cursor(&c, &other),
-            Err(AwsError::BadCursor)
-        ));
-        assert!(matches!(decode_cursor("!!", &m), Err(AwsError::BadCursor)));
+        assert_eq!(
+            decode_cursor(&c, &m, CursorScope::Messages(&conv)).unwrap(),
+            key
+        );
+        for refused in [
+            decode_cursor(&c, &other, CursorScope::Messages(&conv)),
+            decode_cursor(&c, &m, CursorScope::Messages(&ConversationId::generate())),
+            decode_cursor(&c, &m, CursorScope::Conversations),
+            decode_cursor("!!", &m, CursorScope::Messages(&conv)),
+        ] {
+            assert!(matches!(refused, Err(AwsError::BadCursor)));
+        }
+        let mut by_activity = Store::key(keys::merchant_pk(&m), keys::conversation_sk(&conv));
+        by_activity.insert(
+            keys::GSI1PK.into(),
+            AttributeValue::S(keys::conversations_by_activity_pk(&m)),
+        );
+        by_activity.insert(keys::GSI1SK.into(), AttributeValue::S("000001#x".into()));
+        let c = encode_cursor(&by_activity).unwrap();
+        assert!(decode_cursor(&c, &m, CursorScope::Conversations).is_ok());
+        assert!(decode_cursor(&c, &other, CursorScope::Conversations).is_err());
     }
 
     #[test]
