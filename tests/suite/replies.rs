@@ -905,3 +905,26 @@ async fn a_ciphertext_copied_from_another_merchant_does_not_send() {
             .contains("reconnect")
     );
 }
+
+/// A client retrying the same request (a lost answer, a retry loop) gets its reply back each
+/// time without using up the rate limit: more repeats than the per-conversation limit all answer
+/// 202 with the same reply, and a new reply is still accepted afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeating_a_reply_request_does_not_use_up_the_rate_limit() {
+    let (s, t, cid) = quiet_conversation("9401").await;
+    let first = reply(&s, &t, &cid, "Once only", "same-key").await;
+    let repeats = ecomdrive_api::routes::inbox::REPLIES_PER_CONVERSATION_PER_MINUTE + 5;
+    for _ in 0..repeats {
+        let again = reply(&s, &t, &cid, "Once only", "same-key").await;
+        assert_eq!(again["id"], first["id"]);
+    }
+    let other = reply(&s, &t, &cid, "A second reply", "other-key").await;
+    assert_ne!(other["id"], first["id"]);
+    let outbound: Vec<_> = s
+        .messages(&t, &cid)
+        .await
+        .into_iter()
+        .filter(|m| m["direction"] == "outbound")
+        .collect();
+    assert_eq!(outbound.len(), 2, "{outbound:#?}");
+}

@@ -279,6 +279,12 @@ pub async fn create_reply(
         return Err(ApiError::Invalid(errors));
     };
     let conv = load_conversation(&state, &member, &id).await?;
+    // A repeated request (the client retrying after a lost answer) gets the reply it made,
+    // without counting against the rate limits or the window a second time.
+    if let Some(existing) = state.store.reply_for_client_id(&conv, client_id).await? {
+        queue_if_waiting(&state, &existing).await?;
+        return Ok((StatusCode::ACCEPTED, Json(message_view(&existing))));
+    }
     if let Err(closed) = reply_mode(conv.last_customer_message_at, OffsetDateTime::now_utc()) {
         return Err(ApiError::OutsideWindow(match closed {
             WindowClosed::NeverWrote => "the customer has not written to this Page".into(),
@@ -297,26 +303,32 @@ pub async fn create_reply(
         .store
         .create_reply(&conv, client_id, text, member.id())
         .await?;
-    if reply.status == MessageStatus::Queued {
-        // Also for a repeated request: if the first enqueue failed, this one delivers the job;
-        // agent-reply sends a reply at most once however often its job arrives.
-        let job = ReplyJob {
-            merchant_id: member.merchant.clone(),
-            conversation_id: conv.id.clone(),
-            message_id: reply.id.clone(),
-        };
-        state
-            .replies
-            .send_json(REPLY_KIND, &job)
-            .await
-            .map_err(ApiError::internal)?;
-    }
+    queue_if_waiting(&state, &reply).await?;
     if created {
         member
             .audit(&state, "reply.create", Some(reply.id.as_str()))
             .await?;
     }
     Ok((StatusCode::ACCEPTED, Json(message_view(&reply))))
+}
+
+/// Puts a queued reply's job on the replies queue. Also for a repeated request: if the first
+/// enqueue failed, this one delivers the job; agent-reply sends a reply at most once however often
+/// its job arrives.
+async fn queue_if_waiting(state: &AppState, reply: &Message) -> ApiResult<()> {
+    if reply.status != MessageStatus::Queued {
+        return Ok(());
+    }
+    let job = ReplyJob {
+        merchant_id: reply.merchant_id.clone(),
+        conversation_id: reply.conversation_id.clone(),
+        message_id: reply.id.clone(),
+    };
+    state
+        .replies
+        .send_json(REPLY_KIND, &job)
+        .await
+        .map_err(ApiError::internal)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

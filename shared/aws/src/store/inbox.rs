@@ -799,6 +799,25 @@ impl Store {
             .await
     }
 
+    /// The reply made earlier with this client idempotency key, if any.
+    pub async fn reply_for_client_id(
+        &self,
+        conv: &Conversation,
+        client_id: &str,
+    ) -> StoreResult<Option<Message>> {
+        let m = &conv.merchant_id;
+        let key: Option<ReplyKey> = self
+            .get(
+                keys::merchant_pk(m),
+                keys::reply_key_sk(&conv.id, client_id),
+            )
+            .await?;
+        match key {
+            Some(k) => self.message(m, &conv.id, &k.message_id).await,
+            None => Ok(None),
+        }
+    }
+
     /// Queues an agent's reply, once per client idempotency key: the same key again returns the
     /// reply made the first time (`false`: nothing new was created).
     pub async fn create_reply(
@@ -852,9 +871,8 @@ impl Store {
                 Ok((message, true))
             }
             Err(AwsError::Conflict(_)) => {
-                let key: ReplyKey = self.get(pk, key_sk).await?.ok_or(AwsError::NotFound)?;
                 let existing = self
-                    .message(m, &conv.id, &key.message_id)
+                    .reply_for_client_id(conv, client_id)
                     .await?
                     .ok_or(AwsError::NotFound)?;
                 Ok((existing, false))
