@@ -1869,3 +1869,138 @@ async fn policy_a6_only_what_features_need_is_stored() {
         .unwrap();
     assert!(objects.contents().is_empty(), "{:?}", objects.contents());
 }
+
+/// The Facebook user token of whoever connected Facebook is kept only to pick Pages: it expires
+/// with its authorization (an hour), and it goes as soon as that person leaves the merchant, so
+/// the remaining admins cannot connect Pages with a former member's Facebook account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_former_members_facebook_authorization_cannot_connect_pages() {
+    let s = stack().await;
+    let owner = s.merchant("owner@leaver.example").await;
+    let (status, body) = s
+        .post(
+            &owner.token,
+            &format!("/v1/merchants/{}/members", owner.merchant_id),
+            json!({"email": "admin@leaver.example", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let admin = Tenant {
+        token: s.token("admin@leaver.example"),
+        merchant_id: owner.merchant_id.clone(),
+    };
+    s.authorize_messenger(&admin).await;
+
+    // The authorization lives an hour at most (DynamoDB TTL), not for the token's 60 days.
+    let raw = s
+        .stack
+        .store
+        .messenger_authorization(&merchant_id(&owner))
+        .await
+        .unwrap()
+        .expect("authorized");
+    let ttl = raw.expires_at - now();
+    assert!((3000..=3600).contains(&ttl), "expires in {ttl} s");
+
+    // While the admin is a member, the owner can connect a Page with that authorization...
+    let (status, body) = s
+        .call(
+            Method::PUT,
+            Some(&owner.token),
+            &page_path(&owner, PAGE_A),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // ...once the admin is gone, the authorization (and its token) is gone too.
+    let admin_id = raw.authorized_by.to_string();
+    let (status, _) = s
+        .call(
+            Method::DELETE,
+            Some(&owner.token),
+            &format!("/v1/merchants/{}/members/{admin_id}", owner.merchant_id),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(
+        s.stack
+            .store
+            .messenger_authorization(&merchant_id(&owner))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (status, body) = s
+        .call(
+            Method::PUT,
+            Some(&owner.token),
+            &page_path(&owner, PAGE_B),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["type"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/messenger-not-authorized"),
+        "{body}"
+    );
+}
+
+/// An authorizer demoted to agent no longer lends their Facebook account to the merchant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorizer_who_lost_the_right_to_connect_pages_lends_no_token() {
+    let s = stack().await;
+    let owner = s.merchant("owner@demoted.example").await;
+    let (status, _) = s
+        .post(
+            &owner.token,
+            &format!("/v1/merchants/{}/members", owner.merchant_id),
+            json!({"email": "admin@demoted.example", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let admin = Tenant {
+        token: s.token("admin@demoted.example"),
+        merchant_id: owner.merchant_id.clone(),
+    };
+    s.authorize_messenger(&admin).await;
+    let auth = s
+        .stack
+        .store
+        .messenger_authorization(&merchant_id(&owner))
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, body) = s
+        .call(
+            Method::PATCH,
+            Some(&owner.token),
+            &format!(
+                "/v1/merchants/{}/members/{}",
+                owner.merchant_id, auth.authorized_by
+            ),
+            Some(json!({"role": "agent"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = s
+        .call(
+            Method::PUT,
+            Some(&owner.token),
+            &page_path(&owner, PAGE_A),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        s.stack
+            .sandbox
+            .subscribed_fields(PAGE_A)
+            .is_none_or(|f| f.is_empty()),
+        "nothing was subscribed"
+    );
+}

@@ -297,6 +297,18 @@ pub async fn remove_member(
         }
     }
     state.store.remove_member(&member.merchant, &user).await?;
+    // Their Facebook authorization goes with them: nobody may pick Pages with their token.
+    if let Some(auth) = state
+        .store
+        .messenger_authorization(&member.merchant)
+        .await?
+        && auth.authorized_by == user
+    {
+        state
+            .store
+            .delete_messenger_authorization(&member.merchant)
+            .await?;
+    }
     member
         .audit(&state, "member.remove", Some(user.as_str()))
         .await?;

@@ -15,7 +15,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use ecomdrive_aws::TokenContext;
 use ecomdrive_aws::store::connections::{
-    AvailablePage, ConnectionStatus, MessengerAuthorization, OAuthState, PageConnection,
+    AUTHORIZATION_LIFETIME, AvailablePage, ConnectionStatus, MessengerAuthorization, OAuthState,
+    PageConnection,
 };
 use ecomdrive_core::ids::{MerchantId, PageId, UserId};
 use ecomdrive_core::role::{Action, allows};
@@ -206,6 +207,7 @@ pub async fn callback(
             user_token_ciphertext: sealed,
             pages: available.clone(),
             authorized_at: OffsetDateTime::now_utc(),
+            expires_at: (OffsetDateTime::now_utc() + AUTHORIZATION_LIFETIME).unix_timestamp(),
         })
         .await?;
     state
@@ -293,6 +295,14 @@ pub async fn connect_page(
         .ok_or_else(|| {
             ApiError::conflict("messenger-not-authorized", "connect with Facebook first")
         })?;
+    // The user whose Facebook token this is must still be allowed to connect Pages here.
+    let authorizer = state.store.membership(m, &auth.authorized_by).await?;
+    if !authorizer.is_some_and(|a| allows(a.role, Action::ManageIntegrations)) {
+        return Err(ApiError::conflict(
+            "messenger-not-authorized",
+            "the person who connected Facebook is no longer allowed to; connect with Facebook again",
+        ));
+    }
     let available = auth
         .pages
         .iter()

@@ -47,7 +47,13 @@ pub struct MessengerAuthorization {
     pub pages: Vec<AvailablePage>,
     #[serde(with = "time::serde::rfc3339")]
     pub authorized_at: OffsetDateTime,
+    /// Epoch seconds; also the item's TTL. The user token is only needed to pick Pages, so it is
+    /// kept for [`AUTHORIZATION_LIFETIME`] and no longer.
+    pub expires_at: i64,
 }
+
+/// How long the authorizing user's token is kept after the OAuth callback.
+pub const AUTHORIZATION_LIFETIME: time::Duration = time::Duration::hours(1);
 
 /// A pending OAuth authorization, keyed by the id inside the signed `state`; single use.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -114,6 +120,21 @@ impl Store {
     ) -> StoreResult<Option<MessengerAuthorization>> {
         self.get(keys::merchant_pk(m), keys::MESSENGER_AUTH_SK.into())
             .await
+    }
+
+    /// Deletes the authorizing user's token and Page list (their membership ended).
+    pub async fn delete_messenger_authorization(&self, m: &MerchantId) -> StoreResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::merchant_pk(m),
+                keys::MESSENGER_AUTH_SK,
+            )))
+            .send()
+            .await
+            .map_err(AwsError::dynamo)?;
+        Ok(())
     }
 
     /// Connects a Page to a merchant. A Page another merchant holds is refused (POLICY E1: one
