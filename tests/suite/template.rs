@@ -976,3 +976,18 @@ fn replies_queue_leaves_room_for_the_echo_wait_and_every_attempt() {
         "maxReceiveCount {receives} must exceed max_attempts {attempts}: the last receive records the outcome"
     );
 }
+
+/// messenger-webhook accepts deliveries up to 1 MiB and puts them on the inbound queue whole:
+/// the queue (and its DLQ, where a bad one ends) must take messages that large.
+#[test]
+fn inbound_queues_take_the_largest_delivery_the_webhook_accepts() {
+    let bound = ecomdrive_core::webhook::MAX_DELIVERY_BYTES as f64;
+    for queue in ["InboundQueue", "InboundDeadLetterQueue"] {
+        let size = number(&properties(queue)["MaximumMessageSize"])
+            .unwrap_or_else(|| panic!("{queue} sets MaximumMessageSize"));
+        assert!(
+            size >= bound,
+            "{queue}: {size} bytes < the webhook's {bound}"
+        );
+    }
+}
