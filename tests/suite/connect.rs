@@ -2004,3 +2004,67 @@ async fn an_authorizer_who_lost_the_right_to_connect_pages_lends_no_token() {
         "nothing was subscribed"
     );
 }
+
+/// Two owners demoting each other at the same moment cannot leave the merchant without one: the
+/// write that takes an owner away checks, in the same transaction, that another is still one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_owners_stepping_down_at_once_leave_one_owner() {
+    let s = stack().await;
+    for round in 0..3 {
+        let a = s.merchant(&format!("owner-a{round}@race.example")).await;
+        let b_email = format!("owner-b{round}@race.example");
+        let members = format!("/v1/merchants/{}/members", a.merchant_id);
+        let (status, _) = s
+            .post(
+                &a.token,
+                &members,
+                json!({"email": b_email, "role": "owner"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let b_token = s.token(&b_email);
+        let (_, list) = s.get(&b_token, &members).await; // B's first request: B becomes an owner
+        let ids: Vec<String> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["user_id"].as_str().expect("active").to_owned())
+            .collect();
+        assert_eq!(ids.len(), 2);
+        let (a_id, b_id) = {
+            let a_user = s.stack.idp.sub_for(&format!("owner-a{round}@race.example"));
+            if ids[0] == a_user {
+                (ids[0].clone(), ids[1].clone())
+            } else {
+                (ids[1].clone(), ids[0].clone())
+            }
+        };
+        let demote = |token: String, target: String| {
+            let path = format!("{members}/{target}");
+            let s = &s;
+            async move {
+                s.call(
+                    Method::PATCH,
+                    Some(&token),
+                    &path,
+                    Some(json!({"role": "admin"})),
+                )
+                .await
+            }
+        };
+        let (ra, rb) = tokio::join!(demote(a.token.clone(), b_id), demote(b_token.clone(), a_id));
+        let ok = [&ra, &rb]
+            .iter()
+            .filter(|(st, _)| *st == StatusCode::OK)
+            .count();
+        assert!(ok <= 1, "round {round}: both succeeded: {ra:?} {rb:?}");
+        let (_, after) = s.get(&a.token, &members).await;
+        let owners = after["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "owner")
+            .count();
+        assert_eq!(owners, 1 + (1 - ok), "round {round}: {after}");
+    }
+}

@@ -264,9 +264,10 @@ impl Ingest {
                 counts.duplicates += 1;
                 // A retry of a record whose attachment jobs were not all queued the first time
                 // (the queue failed, the function timed out): queue what is still pending.
-                match attachments.is_empty() {
-                    true => None,
-                    false => self.store.message_for_mid(m, &mid).await?,
+                if attachments.is_empty() {
+                    None
+                } else {
+                    self.store.message_for_mid(m, &mid).await?
                 }
             }
         };

@@ -225,14 +225,28 @@ pub struct RoleChange {
     role: String,
 }
 
-async fn owners(state: &AppState, member: &Member) -> ApiResult<usize> {
-    Ok(state
+/// The other owner changed meanwhile (two owners stepping down at once): one of them must stay.
+fn last_owner_race(e: ecomdrive_aws::AwsError) -> ApiError {
+    match e {
+        ecomdrive_aws::AwsError::Conflict(_) => {
+            ApiError::conflict("last-owner", "a merchant keeps at least one owner")
+        }
+        other => other.into(),
+    }
+}
+
+/// Another active owner than `leaving`: the one who must still be an owner when `leaving` stops
+/// being one. None means `leaving` is the last owner.
+async fn other_owner(state: &AppState, member: &Member, leaving: &UserId) -> ApiResult<UserId> {
+    state
         .store
         .members(&member.merchant)
         .await?
-        .iter()
-        .filter(|m| m.role == Role::Owner && m.user_id.is_some())
-        .count())
+        .into_iter()
+        .filter(|m| m.role == Role::Owner)
+        .filter_map(|m| m.user_id)
+        .find(|u| u != leaving)
+        .ok_or_else(|| ApiError::conflict("last-owner", "a merchant keeps at least one owner"))
 }
 
 #[utoipa::path(patch, path = "/v1/merchants/{merchant_id}/members/{user_id}", tag = "members", params(("merchant_id" = String, Path), ("user_id" = String, Path)), request_body = RoleChange, responses((status = 200, description = "Role changed")))]
@@ -255,13 +269,16 @@ pub async fn change_role(
     if role == Role::Owner || current.role == Role::Owner {
         member.require(Action::ChangeOwners)?;
     }
-    if current.role == Role::Owner && role != Role::Owner && owners(&state, &member).await? <= 1 {
-        return Err(ApiError::conflict(
-            "last-owner",
-            "a merchant keeps at least one owner",
-        ));
-    }
-    state.store.set_role(&member.merchant, &user, role).await?;
+    let keep = if current.role == Role::Owner && role != Role::Owner {
+        Some(other_owner(&state, &member, &user).await?)
+    } else {
+        None
+    };
+    state
+        .store
+        .set_role(&member.merchant, &user, role, keep.as_ref())
+        .await
+        .map_err(last_owner_race)?;
     member
         .audit(&state, "member.role", Some(user.as_str()))
         .await?;
@@ -287,16 +304,17 @@ pub async fn remove_member(
         .membership(&member.merchant, &user)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if current.role == Role::Owner {
+    let keep = if current.role == Role::Owner {
         member.require(Action::ChangeOwners)?;
-        if owners(&state, &member).await? <= 1 {
-            return Err(ApiError::conflict(
-                "last-owner",
-                "a merchant keeps at least one owner",
-            ));
-        }
-    }
-    state.store.remove_member(&member.merchant, &user).await?;
+        Some(other_owner(&state, &member, &user).await?)
+    } else {
+        None
+    };
+    state
+        .store
+        .remove_member(&member.merchant, &user, keep.as_ref())
+        .await
+        .map_err(last_owner_race)?;
     // Their Facebook authorization goes with them: nobody may pick Pages with their token.
     if let Some(auth) = state
         .store

@@ -2,7 +2,7 @@
 
 use super::{Store, StoreResult, keys};
 use crate::AwsError;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
 use ecomdrive_core::ids::{MerchantId, UserId};
 use ecomdrive_core::merchant::MerchantProfile;
 use ecomdrive_core::role::Role;
@@ -334,21 +334,52 @@ impl Store {
         Ok(invitation)
     }
 
-    /// Changes an active member's role. Keeping at least one owner is the caller's rule to check.
-    pub async fn set_role(&self, m: &MerchantId, user: &UserId, role: Role) -> StoreResult<()> {
+    /// Changes an active member's role. `other_owner`, when the change takes an owner away, is
+    /// an owner who must still be one when the write lands: two owners demoting each other at
+    /// once cannot leave the merchant without one.
+    pub async fn set_role(
+        &self,
+        m: &MerchantId,
+        user: &UserId,
+        role: Role,
+        other_owner: Option<&UserId>,
+    ) -> StoreResult<()> {
         let mut membership = self.membership(m, user).await?.ok_or(AwsError::NotFound)?;
         membership.role = role;
-        let tx = self
+        let mut tx = self
             .membership_puts(&membership, user, Some("attribute_exists(PK)"))?
             .to_vec();
+        tx.extend(other_owner.map(|o| self.still_owner(m, o)));
         self.transact(tx, "membership changed").await
     }
 
-    pub async fn remove_member(&self, m: &MerchantId, user: &UserId) -> StoreResult<()> {
-        let tx = vec![
+    /// Removes a member; `other_owner` as for [`Store::set_role`].
+    pub async fn remove_member(
+        &self,
+        m: &MerchantId,
+        user: &UserId,
+        other_owner: Option<&UserId>,
+    ) -> StoreResult<()> {
+        let mut tx = vec![
             self.tx_delete(keys::merchant_pk(m), keys::member_sk(user), true),
             self.tx_delete(keys::user_pk(user), keys::membership_index_sk(m), false),
         ];
-        self.transact(tx, "not a member").await
+        tx.extend(other_owner.map(|o| self.still_owner(m, o)));
+        self.transact(tx, "membership changed").await
+    }
+
+    fn still_owner(&self, m: &MerchantId, owner: &UserId) -> TransactWriteItem {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::merchant_pk(m),
+                keys::member_sk(owner),
+            )))
+            .condition_expression("#r = :owner")
+            .expression_attribute_names("#r", "role")
+            .expression_attribute_values(":owner", AttributeValue::S(Role::Owner.as_str().into()))
+            .build()
+            .expect("table, key and condition are set");
+        TransactWriteItem::builder().condition_check(check).build()
     }
 }
