@@ -2068,3 +2068,59 @@ async fn two_owners_stepping_down_at_once_leave_one_owner() {
         assert_eq!(owners, 1 + (1 - ok), "round {round}: {after}");
     }
 }
+
+/// The e-mail a token proves is the one invitations match: when a user's address changes at the
+/// identity provider, invitations to the old address no longer reach them (they reach whoever
+/// holds that address now), and invitations to the new one do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_follow_the_address_the_token_proves() {
+    let s = stack().await;
+    let idp = &s.stack.idp;
+    let u = "7d1f2c3a-0000-4000-8000-00000000c0de";
+    let (_, me) = s.get(&idp.mint(u, "old@moved.example"), "/v1/me").await;
+    assert_eq!(me["email"], "old@moved.example");
+    let moved = idp.mint(u, "new@moved.example");
+    let (_, me) = s.get(&moved, "/v1/me").await;
+    assert_eq!(me["email"], "new@moved.example");
+
+    let owner = s.merchant("owner@inviter.example").await;
+    let members = format!("/v1/merchants/{}/members", owner.merchant_id);
+    for email in ["old@moved.example", "new@moved.example"] {
+        let (status, _) = s
+            .post(
+                &owner.token,
+                &members,
+                json!({"email": email, "role": "agent"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    // The moved user joins through the new address only...
+    let (_, mine) = s.get(&moved, "/v1/merchants").await;
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1, "{mine}");
+    let (_, list) = s.get(&owner.token, &members).await;
+    let by_email = |e: &str| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["email"] == e)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_email("new@moved.example")["user_id"], u);
+    assert_eq!(by_email("old@moved.example")["status"], "pending");
+    // ...and whoever holds the old address now gets the other invitation.
+    let newcomer = idp.mint("7d1f2c3a-0000-4000-8000-0000000000ff", "old@moved.example");
+    let (_, theirs) = s.get(&newcomer, "/v1/merchants").await;
+    assert_eq!(theirs["items"].as_array().unwrap().len(), 1, "{theirs}");
+    let (_, list) = s.get(&owner.token, &members).await;
+    let old = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["email"] == "old@moved.example")
+        .cloned()
+        .unwrap();
+    assert_eq!(old["user_id"], "7d1f2c3a-0000-4000-8000-0000000000ff");
+}

@@ -122,7 +122,7 @@ impl Store {
     /// invitations waiting for their e-mail.
     pub async fn user_seen(&self, id: &UserId, email: Option<&str>) -> StoreResult<User> {
         let pk = keys::user_pk(id);
-        let user = match self
+        let mut user = match self
             .get::<User>(pk.clone(), keys::USER_PROFILE_SK.into())
             .await?
         {
@@ -130,36 +130,74 @@ impl Store {
             None => {
                 let user = User {
                     id: id.clone(),
-                    email: email.map(str::to_owned),
+                    email: None,
                     created_at: OffsetDateTime::now_utc(),
-                    pending_invites: email.is_some(),
+                    pending_invites: false,
                 };
                 let item = Self::item("user", pk.clone(), keys::USER_PROFILE_SK.into(), &user)?;
                 match self.put_new(item, "user exists").await {
-                    Ok(()) => {}
+                    Ok(()) => user,
                     // Two first requests raced: the other one created it.
-                    Err(AwsError::Conflict(_)) => {}
+                    Err(AwsError::Conflict(_)) => self
+                        .get::<User>(pk.clone(), keys::USER_PROFILE_SK.into())
+                        .await?
+                        .ok_or(AwsError::NotFound)?,
                     Err(e) => return Err(e),
                 }
-                if let Some(e) = email {
-                    let idx = EmailIndex {
-                        user_id: id.clone(),
-                    };
-                    self.put(Self::item(
-                        "email_index",
-                        keys::email_pk(e),
-                        keys::EMAIL_USER_SK.into(),
-                        &idx,
-                    )?)
-                    .await?;
-                }
-                user
             }
         };
+        // The token proves the address now: a first sign-in, or an address changed at the
+        // identity provider, moves the e-mail index and looks for invitations to it.
+        if let Some(e) = email
+            && user.email.as_deref() != Some(e)
+        {
+            self.change_email(&user, e).await?;
+            user.email = Some(e.to_owned());
+            user.pending_invites = true;
+        }
         if user.pending_invites {
             self.accept_invites(&user).await?;
         }
         Ok(user)
+    }
+
+    async fn change_email(&self, user: &User, email: &str) -> StoreResult<()> {
+        let idx = EmailIndex {
+            user_id: user.id.clone(),
+        };
+        let mut tx = vec![
+            self.tx_update(
+                keys::user_pk(&user.id),
+                keys::USER_PROFILE_SK.into(),
+                "SET email = :e, pending_invites = :t",
+                vec![
+                    (":e", AttributeValue::S(email.to_owned())),
+                    (":t", AttributeValue::Bool(true)),
+                ],
+                Some("attribute_exists(PK)"),
+            ),
+            self.tx_put(
+                Self::item(
+                    "email_index",
+                    keys::email_pk(email),
+                    keys::EMAIL_USER_SK.into(),
+                    &idx,
+                )?,
+                None,
+            ),
+        ];
+        // The old address no longer leads to this user.
+        if let Some(old) = user.email.as_deref() {
+            let mut release =
+                self.tx_delete(keys::email_pk(old), keys::EMAIL_USER_SK.into(), false);
+            if let Some(d) = release.delete.as_mut() {
+                d.condition_expression = Some("attribute_not_exists(PK) OR user_id = :me".into());
+                d.expression_attribute_values =
+                    Some([(":me".to_owned(), AttributeValue::S(user.id.to_string()))].into());
+            }
+            tx.push(release);
+        }
+        self.transact(tx, "e-mail changed meanwhile").await
     }
 
     async fn accept_invites(&self, user: &User) -> StoreResult<()> {
@@ -169,6 +207,7 @@ impl Store {
         let invites = self
             .query_prefix(keys::invite_index_pk(email), "MERCHANT#", 1000)
             .await?;
+        let mut unsettled = false;
         for item in invites {
             let inv: InviteIndex = Self::parse(item)?;
             let now = OffsetDateTime::now_utc();
@@ -191,9 +230,15 @@ impl Store {
             ];
             tx.extend(self.membership_puts(&membership, &user.id, None)?);
             match self.transact(tx, "invitation already accepted").await {
-                Ok(()) | Err(AwsError::Conflict(_)) => {}
+                Ok(()) => {}
+                // Accepted by a parallel request, or a concurrent write: the next request
+                // looks again (an accepted invitation is no longer there to find).
+                Err(AwsError::Conflict(_)) => unsettled = true,
                 Err(e) => return Err(e),
             }
+        }
+        if unsettled {
+            return Ok(());
         }
         self.set_pending_invites(&user.id, false).await
     }
