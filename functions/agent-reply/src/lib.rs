@@ -21,11 +21,9 @@ pub use ecomdrive_core::inbox::{REPLY_KIND, ReplyJob};
 use ecomdrive_core::messaging_window::{ReplyMode, WindowClosed, reply_mode};
 use ecomdrive_core::send_errors::{SendErrorAction, classify_send_error};
 use ecomdrive_platforms::PlatformError;
-use ecomdrive_platforms::meta::{
-    MessageTag, MessagingType, MetaClient, MetaConfig, OutgoingMessage,
-};
+use ecomdrive_platforms::meta::{MessageTag, MessagingType, MetaClient, OutgoingMessage};
 use ecomdrive_platforms::outbound::OutboundHttp;
-use ecomdrive_runtime::secrets::{MetaAppSecrets, SecretCache};
+use ecomdrive_runtime::secrets::{MetaAppSecrets, MetaEndpoints, SecretCache};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -46,9 +44,7 @@ pub enum ReplyError {
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub graph_base: String,
-    pub dialog_base: String,
-    pub graph_version: String,
+    pub meta: MetaEndpoints,
     /// How long an attempt with an unknown outcome waits for its echo before a resend.
     pub echo_wait: Duration,
     /// Attempts in all (first send and resends after unknown outcomes or temporary errors).
@@ -294,22 +290,11 @@ impl AgentReply {
     }
 
     async fn meta(&self) -> Result<MetaClient, ReplyError> {
-        let secrets = self
-            .secrets
-            .get()
+        self.config
+            .meta
+            .client(&self.http, &self.secrets)
             .await
-            .map_err(|e| ReplyError::Config(e.to_string()))?;
-        MetaClient::new(
-            self.http.clone(),
-            MetaConfig {
-                graph_base: self.config.graph_base.clone(),
-                dialog_base: self.config.dialog_base.clone(),
-                version: self.config.graph_version.clone(),
-                app_id: secrets.app_id.clone(),
-                app_secret: secrets.app_secret.clone(),
-            },
-        )
-        .map_err(|e| ReplyError::Config(e.to_string()))
+            .map_err(|e| ReplyError::Config(e.to_string()))
     }
 }
 

@@ -3,7 +3,8 @@
 use agent_reply::{AgentReply, Config};
 use ecomdrive_aws::{Store, TokenVault};
 use ecomdrive_platforms::outbound::{AllowList, OutboundHttp, Timeouts};
-use ecomdrive_runtime::{env, lambda, logging, secrets::SecretCache};
+use ecomdrive_runtime::secrets::{MetaEndpoints, SecretCache};
+use ecomdrive_runtime::{env, lambda, logging};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -25,9 +26,7 @@ async fn main() -> Result<(), lambda::Error> {
         ),
         http: OutboundHttp::new(AllowList::production(), Timeouts::default())?,
         config: Config {
-            graph_base: env::required("META_GRAPH_BASE")?,
-            dialog_base: env::required("META_DIALOG_BASE")?,
-            graph_version: env::required("META_GRAPH_VERSION")?,
+            meta: MetaEndpoints::from_env()?,
             echo_wait: Config::DEFAULT_ECHO_WAIT,
             max_attempts: Config::DEFAULT_MAX_ATTEMPTS,
         },

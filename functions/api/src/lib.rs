@@ -16,7 +16,7 @@ use ecomdrive_aws::{Queue, Store, TokenVault};
 use ecomdrive_platforms::outbound::OutboundHttp;
 use ecomdrive_runtime::auth::JwtVerifier;
 use ecomdrive_runtime::problem::Problem;
-use ecomdrive_runtime::secrets::{MetaAppSecrets, SecretCache};
+use ecomdrive_runtime::secrets::{MetaAppSecrets, MetaEndpoints, SecretCache};
 use routes::{inbox, merchants, messenger};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -31,9 +31,7 @@ pub struct ApiConfig {
     pub public_base_url: String,
     /// Where the browser goes back after the OAuth callback; without it, the callback answers JSON.
     pub spa_origin: Option<String>,
-    pub graph_base: String,
-    pub dialog_base: String,
-    pub graph_version: String,
+    pub meta: MetaEndpoints,
 }
 
 impl ApiConfig {

@@ -4,7 +4,8 @@ use ecomdrive_api::{ApiConfig, AppState, router};
 use ecomdrive_aws::{Queue, Store, TokenVault};
 use ecomdrive_platforms::outbound::{AllowList, OutboundHttp, Timeouts};
 use ecomdrive_runtime::auth::{JwtConfig, JwtVerifier};
-use ecomdrive_runtime::{env, lambda, logging, secrets::SecretCache};
+use ecomdrive_runtime::secrets::{MetaEndpoints, SecretCache};
+use ecomdrive_runtime::{env, lambda, logging};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -39,9 +40,7 @@ async fn main() -> Result<(), lambda::Error> {
         config: Arc::new(ApiConfig {
             public_base_url: env::required("PUBLIC_BASE_URL")?,
             spa_origin: env::optional("SPA_ORIGIN")?,
-            graph_base: env::required("META_GRAPH_BASE")?,
-            dialog_base: env::required("META_DIALOG_BASE")?,
-            graph_version: env::required("META_GRAPH_VERSION")?,
+            meta: MetaEndpoints::from_env()?,
         }),
     };
     lambda::run_http(router(state)).await

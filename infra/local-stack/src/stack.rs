@@ -18,7 +18,7 @@ use ecomdrive_core::merchant::normalize_email;
 use ecomdrive_platforms::outbound::{AllowList, LoopbackPorts, OutboundHttp, Timeouts};
 use ecomdrive_runtime::auth::{JwtConfig, JwtVerifier};
 use ecomdrive_runtime::problem::Problem;
-use ecomdrive_runtime::secrets::{MetaAppSecrets, SecretCache};
+use ecomdrive_runtime::secrets::{MetaAppSecrets, MetaEndpoints, SecretCache};
 use messenger_ingest::Ingest;
 use messenger_webhook::WebhookState;
 use meta_sandbox::{MetaSandbox, SandboxConfig};
@@ -119,6 +119,12 @@ impl RunningStack {
             .serve()
             .await
             .map_err(|e| LocalError::Sandbox(e.to_string()))?;
+        // Meta is the sandbox here: the Graph API and the login dialog on its loopback port.
+        let meta = MetaEndpoints {
+            graph_base: sandbox_url.clone(),
+            dialog_base: sandbox_url,
+            version: GRAPH_VERSION.into(),
+        };
         let idp = Arc::new(LocalIdp::new(
             format!("{base_url}/_local/idp"),
             LOCAL_CLIENT_ID.into(),
@@ -157,9 +163,7 @@ impl RunningStack {
             config: Arc::new(ApiConfig {
                 public_base_url: base_url.clone(),
                 spa_origin: None,
-                graph_base: sandbox_url.clone(),
-                dialog_base: sandbox_url.clone(),
-                graph_version: GRAPH_VERSION.into(),
+                meta: meta.clone(),
             }),
         });
         let webhook = messenger_webhook::router(WebhookState {
@@ -178,9 +182,7 @@ impl RunningStack {
             secrets: meta_secrets,
             http,
             config: agent_reply::Config {
-                graph_base: sandbox_url.clone(),
-                dialog_base: sandbox_url,
-                graph_version: GRAPH_VERSION.into(),
+                meta,
                 echo_wait: options.echo_wait,
                 max_attempts: agent_reply::Config::DEFAULT_MAX_ATTEMPTS,
             },

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ecomdrive_core::Secret;
+use ecomdrive_platforms::meta::{MetaClient, MetaConfig};
+use ecomdrive_platforms::outbound::OutboundHttp;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
@@ -294,5 +296,46 @@ mod tests {
             .await
             .expect("retried");
         assert_eq!(*value, "back");
+    }
+}
+
+/// Where Meta is: the Graph API and the login dialog (the Meta sandbox's URL in the local stack).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaEndpoints {
+    pub graph_base: String,
+    pub dialog_base: String,
+    /// Graph API version, e.g. `v23.0`.
+    pub version: String,
+}
+
+impl MetaEndpoints {
+    /// `META_GRAPH_BASE`, `META_DIALOG_BASE` and `META_GRAPH_VERSION`, as template.yaml sets them.
+    pub fn from_env() -> Result<Self, RuntimeError> {
+        Ok(Self {
+            graph_base: crate::env::required("META_GRAPH_BASE")?,
+            dialog_base: crate::env::required("META_DIALOG_BASE")?,
+            version: crate::env::required("META_GRAPH_VERSION")?,
+        })
+    }
+
+    /// A Graph API client with the app's current credentials: built per use from the secrets
+    /// cache, so a rotated app secret is picked up without a deploy.
+    pub async fn client(
+        &self,
+        http: &OutboundHttp,
+        secrets: &SecretCache<MetaAppSecrets>,
+    ) -> Result<MetaClient, RuntimeError> {
+        let app = secrets.get().await?;
+        let config = MetaConfig {
+            graph_base: self.graph_base.clone(),
+            dialog_base: self.dialog_base.clone(),
+            version: self.version.clone(),
+            app_id: app.app_id.clone(),
+            app_secret: app.app_secret.clone(),
+        };
+        MetaClient::new(http.clone(), config).map_err(|e| RuntimeError::InvalidVar {
+            name: "META_GRAPH_BASE".into(),
+            reason: e.to_string(),
+        })
     }
 }

@@ -431,17 +431,10 @@ pub async fn disconnect_page(
 
 impl AppState {
     pub(crate) async fn meta(&self) -> ApiResult<MetaClient> {
-        let secrets = self.secrets.get().await.map_err(ApiError::internal)?;
-        MetaClient::new(
-            self.http.clone(),
-            ecomdrive_platforms::meta::MetaConfig {
-                graph_base: self.config.graph_base.clone(),
-                dialog_base: self.config.dialog_base.clone(),
-                version: self.config.graph_version.clone(),
-                app_id: secrets.app_id.clone(),
-                app_secret: secrets.app_secret.clone(),
-            },
-        )
-        .map_err(ApiError::internal)
+        self.config
+            .meta
+            .client(&self.http, &self.secrets)
+            .await
+            .map_err(ApiError::internal)
     }
 }
