@@ -1876,29 +1876,8 @@ async fn policy_a6_only_what_features_need_is_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_former_members_facebook_authorization_cannot_connect_pages() {
     let s = stack().await;
-    let owner = s.merchant("owner@leaver.example").await;
-    let (status, body) = s
-        .post(
-            &owner.token,
-            &format!("/v1/merchants/{}/members", owner.merchant_id),
-            json!({"email": "admin@leaver.example", "role": "admin"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let admin = Tenant {
-        token: s.token("admin@leaver.example"),
-        merchant_id: owner.merchant_id.clone(),
-    };
-    s.authorize_messenger(&admin).await;
-
+    let (owner, raw) = authorized_by_an_admin(&s, "leaver.example").await;
     // The authorization lives an hour at most (DynamoDB TTL), not for the token's 60 days.
-    let raw = s
-        .stack
-        .store
-        .messenger_authorization(&merchant_id(&owner))
-        .await
-        .unwrap()
-        .expect("authorized");
     let ttl = raw.expires_at - now();
     assert!((3000..=3600).contains(&ttl), "expires in {ttl} s");
 
@@ -1954,27 +1933,7 @@ async fn a_former_members_facebook_authorization_cannot_connect_pages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_authorizer_who_lost_the_right_to_connect_pages_lends_no_token() {
     let s = stack().await;
-    let owner = s.merchant("owner@demoted.example").await;
-    let (status, _) = s
-        .post(
-            &owner.token,
-            &format!("/v1/merchants/{}/members", owner.merchant_id),
-            json!({"email": "admin@demoted.example", "role": "admin"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let admin = Tenant {
-        token: s.token("admin@demoted.example"),
-        merchant_id: owner.merchant_id.clone(),
-    };
-    s.authorize_messenger(&admin).await;
-    let auth = s
-        .stack
-        .store
-        .messenger_authorization(&merchant_id(&owner))
-        .await
-        .unwrap()
-        .unwrap();
+    let (owner, auth) = authorized_by_an_admin(&s, "demoted.example").await;
     let (status, body) = s
         .call(
             Method::PATCH,
@@ -2123,4 +2082,38 @@ async fn invitations_follow_the_address_the_token_proves() {
         .cloned()
         .unwrap();
     assert_eq!(old["user_id"], "7d1f2c3a-0000-4000-8000-0000000000ff");
+}
+
+/// A merchant whose admin (not the owner) connected Facebook; returns the owner and the stored
+/// authorization.
+async fn authorized_by_an_admin(
+    s: &TestStack,
+    domain: &str,
+) -> (
+    Tenant,
+    ecomdrive_aws::store::connections::MessengerAuthorization,
+) {
+    let owner = s.merchant(&format!("owner@{domain}")).await;
+    let admin_email = format!("admin@{domain}");
+    let (status, body) = s
+        .post(
+            &owner.token,
+            &format!("/v1/merchants/{}/members", owner.merchant_id),
+            json!({"email": admin_email, "role": "admin"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let admin = Tenant {
+        token: s.token(&admin_email),
+        merchant_id: owner.merchant_id.clone(),
+    };
+    s.authorize_messenger(&admin).await;
+    let auth = s
+        .stack
+        .store
+        .messenger_authorization(&merchant_id(&owner))
+        .await
+        .unwrap()
+        .expect("authorized");
+    (owner, auth)
 }
