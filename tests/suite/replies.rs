@@ -6,7 +6,6 @@
 
 use crate::support::{PAGE_A, Tenant, TestStack, eventually, stack, stack_with};
 use agent_reply::{AgentReply, Outcome, ReplyError, ReplyJob};
-use aws_sdk_sqs::types::QueueAttributeName;
 use ecomdrive_local::poller::Poller;
 use ecomdrive_platforms::outbound::{AllowList, LoopbackPorts, OutboundHttp, Timeouts};
 use meta_sandbox::{SentMessage, payloads};
@@ -41,28 +40,7 @@ async fn drain(poller: &Poller) -> usize {
 
 /// Records waiting on the replies queue, visible or in flight.
 async fn replies_waiting(s: &TestStack) -> usize {
-    let sqs = aws_sdk_sqs::Client::new(&crate::support::sdk().await);
-    let out = sqs
-        .get_queue_attributes()
-        .queue_url(&s.stack.resources.replies_queue_url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .expect("the replies queue answers");
-    let attrs = out.attributes.unwrap_or_default();
-    [
-        QueueAttributeName::ApproximateNumberOfMessages,
-        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-    ]
-    .iter()
-    .map(|a| {
-        attrs
-            .get(a)
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0)
-    })
-    .sum()
+    crate::support::queue_depth(&s.stack.resources.replies_queue_url).await
 }
 
 /// Handles the replies queue until it is empty, retried records included (a record that failed

@@ -274,3 +274,28 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Records on a queue, visible or in flight (a failed record is invisible until its visibility
+/// timeout ends, then comes back).
+pub async fn queue_depth(queue_url: &str) -> usize {
+    use aws_sdk_sqs::types::QueueAttributeName::{
+        ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible,
+    };
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(ApproximateNumberOfMessages)
+        .attribute_names(ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("the queue answers");
+    let attrs = out.attributes.unwrap_or_default();
+    [
+        ApproximateNumberOfMessages,
+        ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .filter_map(|a| attrs.get(a).and_then(|v| v.parse::<usize>().ok()))
+    .sum()
+}

@@ -82,7 +82,15 @@ pub struct CustomerView {
     pub order_refs: Vec<String>,
 }
 
-const MAX_OPTIMISTIC_RETRIES: usize = 5;
+const MAX_OPTIMISTIC_RETRIES: u32 = 8;
+
+/// Before retrying a write that lost a race: a short, growing, jittered pause, so writers that
+/// collided (a burst of messages from one customer in one batch) do not collide again at once.
+async fn back_off(attempt: u32) {
+    let jitter = u64::from(OffsetDateTime::now_utc().nanosecond() % 10);
+    let ms = 5 * u64::from(attempt + 1) + jitter;
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
 
 fn s(v: impl ToString) -> AttributeValue {
     AttributeValue::S(v.to_string())
@@ -200,7 +208,7 @@ impl Store {
         m: &MerchantId,
         msg: IncomingMessage,
     ) -> StoreResult<Ingested> {
-        for _ in 0..MAX_OPTIMISTIC_RETRIES {
+        for attempt in 0..MAX_OPTIMISTIC_RETRIES {
             if self.mid_marker(m, &msg.mid).await?.is_some() {
                 return Ok(Ingested::Duplicate);
             }
@@ -326,7 +334,7 @@ impl Store {
             }
             match self.transact(tx, "changed meanwhile").await {
                 Ok(()) => return Ok(Ingested::Stored(Box::new(message))),
-                Err(AwsError::Conflict(_)) => continue,
+                Err(AwsError::Conflict(_)) => back_off(attempt).await,
                 Err(e) => return Err(e),
             }
         }
@@ -623,7 +631,7 @@ impl Store {
         id: &ConversationId,
         change: impl Fn(&mut Conversation) -> bool,
     ) -> StoreResult<Option<Conversation>> {
-        for _ in 0..MAX_OPTIMISTIC_RETRIES {
+        for attempt in 0..MAX_OPTIMISTIC_RETRIES {
             let Some(mut c) = self.conversation_item_of(m, id).await? else {
                 return Ok(None);
             };
@@ -643,7 +651,7 @@ impl Store {
                 .await;
             match res {
                 Ok(_) => return Ok(Some(c.conversation)),
-                Err(e) if super::is_condition_failed(&e) => continue,
+                Err(e) if super::is_condition_failed(&e) => back_off(attempt).await,
                 Err(e) => return Err(AwsError::dynamo(e)),
             }
         }
