@@ -26,7 +26,20 @@ pub async fn sdk() -> SdkConfig {
             .timeout(Duration::from_secs(5))
             .build()
             .expect("an HTTP client builds");
-        if let Err(error) = client.get(&endpoint).send().await {
+        // Every test of the binary may ask at once at start-up, while the emulator is still
+        // warming up: a few tries over ~10 s before saying it is not there.
+        let mut last_error = None;
+        for _ in 0..30 {
+            match client.get(&endpoint).send().await {
+                Ok(_) => {
+                    last_error = None;
+                    break;
+                }
+                Err(error) => last_error = Some(error),
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        if let Some(error) = last_error {
             panic!(
                 "the AWS emulator at AWS_ENDPOINT_URL={endpoint} does not answer ({error}). \
                  Run the tests with infra/scripts/test.sh (the README's test command), which starts it."
