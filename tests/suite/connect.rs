@@ -986,13 +986,7 @@ async fn join(s: &TestStack, t: &Tenant, email: &str, role: &str) -> Tenant {
 async fn an_invited_member_joins_on_their_first_request() {
     let s = stack().await;
     let t = s.merchant(OWNER).await;
-    let (status, body) = s
-        .post(
-            &t.token,
-            &members_path(&t),
-            json!({"email": "Agent@Acme.example", "role": "agent"}),
-        )
-        .await;
+    let (status, body) = s.invite(&t, "Agent@Acme.example", "agent").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["status"], "pending");
     assert_eq!(body["email"], "agent@acme.example");
@@ -1004,13 +998,7 @@ async fn an_invited_member_joins_on_their_first_request() {
     assert_eq!(member(&list, OWNER).expect("owner listed")["role"], "owner");
 
     // The same address again: already invited.
-    let (status, body) = s
-        .post(
-            &t.token,
-            &members_path(&t),
-            json!({"email": "agent@acme.example", "role": "admin"}),
-        )
-        .await;
+    let (status, body) = s.invite(&t, "agent@acme.example", "admin").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
     // The invitee signs in: their first request accepts.
@@ -1038,25 +1026,13 @@ async fn an_invited_member_joins_on_their_first_request() {
     );
 
     // A member cannot be invited again.
-    let (status, body) = s
-        .post(
-            &t.token,
-            &members_path(&t),
-            json!({"email": "agent@acme.example", "role": "agent"}),
-        )
-        .await;
+    let (status, body) = s.invite(&t, "agent@acme.example", "agent").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
     // An existing user invited later joins on their next request too.
     let later = s.token("later@acme.example");
     assert_eq!(s.get(&later, "/v1/me").await.0, StatusCode::OK);
-    let (status, _) = s
-        .post(
-            &t.token,
-            &members_path(&t),
-            json!({"email": "later@acme.example", "role": "admin"}),
-        )
-        .await;
+    let (status, _) = s.invite(&t, "later@acme.example", "admin").await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(s.get(&later, "/v1/me").await.0, StatusCode::OK);
     let list = members(&s, &t).await;
@@ -1200,13 +1176,7 @@ async fn policy_e3_merchant_and_user_records_hold_only_what_the_policy_lists() {
         merchant_id: body["id"].as_str().unwrap().to_owned(),
     };
     join(&s, &t, "agent@acme.example", "agent").await;
-    let (status, _) = s
-        .post(
-            &t.token,
-            &members_path(&t),
-            json!({"email": "pending@acme.example", "role": "admin"}),
-        )
-        .await;
+    let (status, _) = s.invite(&t, "pending@acme.example", "admin").await;
     assert_eq!(status, StatusCode::CREATED);
 
     // Bookkeeping every record has: keys, kind, ids, times.
@@ -1443,13 +1413,7 @@ async fn a_day_of_work(s: &TestStack) -> Day {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let agent = join(s, &owner, "agent@acme.example", "agent").await;
-    let (status, _) = s
-        .post(
-            &owner.token,
-            &members_path(&owner),
-            json!({"email": "pending@acme.example", "role": "admin"}),
-        )
-        .await;
+    let (status, _) = s.invite(&owner, "pending@acme.example", "admin").await;
     assert_eq!(status, StatusCode::CREATED);
     s.authorize_messenger(&owner).await;
     let (status, body) = connect_page(s, &owner, PAGE_A).await;
@@ -2095,13 +2059,7 @@ async fn authorized_by_an_admin(
 ) {
     let owner = s.merchant(&format!("owner@{domain}")).await;
     let admin_email = format!("admin@{domain}");
-    let (status, body) = s
-        .post(
-            &owner.token,
-            &format!("/v1/merchants/{}/members", owner.merchant_id),
-            json!({"email": admin_email, "role": "admin"}),
-        )
-        .await;
+    let (status, body) = s.invite(&owner, &admin_email, "admin").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let admin = Tenant {
         token: s.token(&admin_email),

@@ -455,13 +455,7 @@ struct OAuthRun {
 /// Invites `email` as `role`; the invitee's first request makes the membership active.
 /// Answers the invitee's token.
 async fn add_member(s: &TestStack, t: &Tenant, email: &str, role: &str) -> String {
-    let (status, body) = s
-        .post(
-            &t.token,
-            &format!("/v1/merchants/{}/members", t.merchant_id),
-            json!({"email": email, "role": role}),
-        )
-        .await;
+    let (status, body) = s.invite(t, email, role).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["status"], "pending", "{body}");
     let token = s.token(email);

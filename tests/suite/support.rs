@@ -312,3 +312,15 @@ pub async fn queue_depth(queue_url: &str) -> usize {
     .filter_map(|a| attrs.get(a).and_then(|v| v.parse::<usize>().ok()))
     .sum()
 }
+
+impl TestStack {
+    /// The owner (or admin) of `t` invites `email` with `role`.
+    pub async fn invite(&self, t: &Tenant, email: &str, role: &str) -> (StatusCode, Value) {
+        self.post(
+            &t.token,
+            &format!("/v1/merchants/{}/members", t.merchant_id),
+            json!({"email": email, "role": role}),
+        )
+        .await
+    }
+}
