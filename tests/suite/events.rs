@@ -3,7 +3,10 @@
 
 use crate::support::{PAGE_A, stack};
 use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
+use ecomdrive_core::amazon::jobs::{MerchantJob, SolicitationJob};
+use ecomdrive_core::ids::{AmazonConnectionId, MerchantId};
 use ecomdrive_local::provision::repo_root;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -16,6 +19,11 @@ const CHECKED: &[&str] = &[
     "messenger-ingest/sqs-delivery.json",
     "agent-reply/sqs-reply.json",
     "auth-claims/pre-token-generation-v2.json",
+    "order-sync/schedule.json",
+    "order-sync/sqs-merchant.json",
+    "solicitation-scheduler/schedule.json",
+    "solicitation-scheduler/sqs-merchant.json",
+    "solicitation-sender/sqs-order.json",
 ];
 
 fn read(path: &str) -> String {
@@ -130,5 +138,87 @@ fn cognito_sample_event_gets_the_email_claim() {
         out["response"]["claimsAndScopeOverrideDetails"]["accessTokenGeneration"]["claimsToAddOrOverride"]
             ["email"],
         "owner@example.com"
+    );
+}
+
+/// The Amazon jobs' sample events read as what AWS delivers (an EventBridge scheduled event from
+/// the template's schedule rule, an SQS batch from the template's queue) and carry exactly the
+/// job message the function reads (`ecomdrive_core::amazon::jobs`).
+#[test]
+fn amazon_job_sample_events_have_the_shapes_their_functions_read() {
+    // SAM names a schedule's rule `<stack>-<FunctionLogicalId><EventName>-<suffix>`.
+    for (path, rule) in [
+        ("order-sync/schedule.json", "OrderSyncFunctionHourly"),
+        (
+            "solicitation-scheduler/schedule.json",
+            "SolicitationSchedulerFunctionDaily",
+        ),
+    ] {
+        let event: EventBridgeEvent = serde_json::from_str(&read(path))
+            .unwrap_or_else(|e| panic!("events/{path} is not an EventBridge event: {e}"));
+        assert_eq!(event.source, "aws.events", "{path}");
+        assert_eq!(event.detail_type, "Scheduled Event", "{path}");
+        assert_eq!(event.region.as_deref(), Some("ap-south-1"), "{path}");
+        let resources = event.resources.unwrap_or_default();
+        assert!(
+            resources
+                .iter()
+                .any(|arn| arn.contains(&format!(":rule/ecomdrive-{rule}-"))),
+            "{path} comes from the {rule} rule: {resources:?}"
+        );
+    }
+
+    let sqs_body = |path: &str, queue: &str| -> Value {
+        let event: SqsEvent = serde_json::from_str(&read(path))
+            .unwrap_or_else(|e| panic!("events/{path} is not an SQS event: {e}"));
+        assert_eq!(event.records.len(), 1, "{path}");
+        let record = &event.records[0];
+        assert_eq!(record.event_source.as_deref(), Some("aws:sqs"), "{path}");
+        assert!(
+            record
+                .event_source_arn
+                .as_deref()
+                .is_some_and(|arn| arn.ends_with(&format!(":ecomdrive-{queue}"))),
+            "{path} comes from {queue}"
+        );
+        serde_json::from_str(record.body.as_deref().expect("a body"))
+            .unwrap_or_else(|e| panic!("events/{path}: the body is not JSON: {e}"))
+    };
+    for (path, queue) in [
+        ("order-sync/sqs-merchant.json", "OrderSyncQueue"),
+        (
+            "solicitation-scheduler/sqs-merchant.json",
+            "SolicitationPlanQueue",
+        ),
+    ] {
+        let body = sqs_body(path, queue);
+        let job: MerchantJob = serde_json::from_value(body.clone())
+            .unwrap_or_else(|e| panic!("events/{path}: not a MerchantJob: {e}"));
+        assert!(
+            MerchantId::parse(job.merchant_id.as_str()).is_some(),
+            "{path}"
+        );
+        assert!(
+            AmazonConnectionId::parse(job.connection_id.as_str()).is_some(),
+            "{path}"
+        );
+        assert_eq!(
+            serde_json::to_value(&job).expect("serializes"),
+            body,
+            "{path} holds exactly a MerchantJob"
+        );
+    }
+
+    let path = "solicitation-sender/sqs-order.json";
+    let body = sqs_body(path, "SolicitationsQueue");
+    let job: SolicitationJob = serde_json::from_value(body.clone())
+        .unwrap_or_else(|e| panic!("events/{path}: not a SolicitationJob: {e}"));
+    assert!(MerchantId::parse(job.merchant_id.as_str()).is_some());
+    assert!(AmazonConnectionId::parse(job.connection_id.as_str()).is_some());
+    assert_eq!(job.order_id.as_str(), "402-1234567-7654321");
+    assert_eq!(
+        serde_json::to_value(&job).expect("serializes"),
+        body,
+        "{path} holds exactly a SolicitationJob"
     );
 }

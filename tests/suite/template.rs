@@ -181,13 +181,57 @@ fn role_statements() -> Vec<(&'static str, &'static Value)> {
     out
 }
 
-const FUNCTIONS: [&str; 5] = [
+const FUNCTIONS: [&str; 8] = [
     "ApiFunction",
     "MessengerWebhookFunction",
     "MessengerIngestFunction",
     "AgentReplyFunction",
     "AuthClaimsFunction",
+    "OrderSyncFunction",
+    "SolicitationSchedulerFunction",
+    "SolicitationSenderFunction",
 ];
+
+/// Every queue with its dead-letter queue and how often a message is received before it goes
+/// there.
+const QUEUES: [(&str, &str, f64); 5] = [
+    ("InboundQueue", "InboundDeadLetterQueue", 5.0),
+    ("RepliesQueue", "RepliesDeadLetterQueue", 5.0),
+    ("OrderSyncQueue", "OrderSyncDeadLetterQueue", 5.0),
+    (
+        "SolicitationPlanQueue",
+        "SolicitationPlanDeadLetterQueue",
+        5.0,
+    ),
+    // The sender hands a message back when the seller's pace is exhausted: more receives.
+    ("SolicitationsQueue", "SolicitationsDeadLetterQueue", 10.0),
+];
+
+/// The actions of a statement (a single action or a list).
+fn actions(statement: &Value) -> Vec<&str> {
+    let mut out = Vec::new();
+    strings(&statement["Action"], &mut out);
+    out
+}
+
+/// The statements of the role `function` runs with.
+fn statements_of(function: &str) -> Vec<&'static Value> {
+    let role = target(&properties(function)["Role"])
+        .unwrap_or_else(|| panic!("{function} has an explicit Role"));
+    role_statements()
+        .into_iter()
+        .filter(|(r, _)| *r == role)
+        .map(|(_, s)| s)
+        .collect()
+}
+
+/// The function's own environment (not `Globals`).
+fn own_env(function: &str) -> &'static Mapping {
+    static EMPTY: OnceLock<Mapping> = OnceLock::new();
+    properties(function)["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap_or_else(|| EMPTY.get_or_init(Mapping::new))
+}
 
 // ------------------------------------------------------------------ policy tests
 
@@ -250,9 +294,10 @@ fn policy_a13_encrypted_at_rest_and_in_transit() {
 
     // Queues: every one under DataKey.
     let queues = of_type("AWS::SQS::Queue");
-    assert!(
-        queues.len() >= 4,
-        "expected the inbound and replies queues with their DLQs"
+    assert_eq!(
+        queues.len(),
+        2 * QUEUES.len(),
+        "expected every queue of QUEUES with its DLQ"
     );
     for (id, props) in &queues {
         assert!(
@@ -341,6 +386,30 @@ fn policy_a13_encrypted_at_rest_and_in_transit() {
     for function in FUNCTIONS {
         strings(&properties(function)["Environment"], &mut env_values);
     }
+    // A `!Ref Parameter` stands for the parameter's default, and what a deploy may set it to.
+    let parameters = template()["Parameters"]
+        .as_mapping()
+        .expect("template.yaml has Parameters");
+    let mut parameter_urls = 0;
+    for name in env_values.clone() {
+        let Some(parameter) = parameters.get(name) else {
+            continue;
+        };
+        let default = parameter["Default"].as_str().unwrap_or_default();
+        if default.contains("://") {
+            env_values.push(default);
+            let pattern = parameter["AllowedPattern"].as_str().unwrap_or_default();
+            assert!(
+                pattern.starts_with("^https://"),
+                "parameter {name} is a URL: its AllowedPattern must require https://"
+            );
+            parameter_urls += 1;
+        }
+    }
+    assert!(
+        parameter_urls >= 2,
+        "the Amazon endpoints are URL parameters"
+    );
     for value in env_values.into_iter().filter(|v| v.contains("://")) {
         assert!(
             value.starts_with("https://"),
@@ -508,12 +577,47 @@ fn policy_a11_tokens_under_their_own_key() {
             users.insert(id);
         }
     }
-    assert_eq!(users, BTreeSet::from(["AgentReplyRole", "ApiRole"]));
-    assert_eq!(target(&properties("ApiFunction")["Role"]), Some("ApiRole"));
-    assert_eq!(
-        target(&properties("AgentReplyFunction")["Role"]),
-        Some("AgentReplyRole")
-    );
+    // Each role, the integrations whose tokens it may use (encryption context `integration`),
+    // and the operations: only the api stores tokens (OAuth callbacks).
+    let allowed: BTreeMap<&str, (BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::from([
+        (
+            "ApiRole",
+            (
+                BTreeSet::from(["messenger_user", "messenger_page", "amazon_seller"]),
+                BTreeSet::from(["kms:Encrypt", "kms:Decrypt"]),
+            ),
+        ),
+        (
+            "AgentReplyRole",
+            (
+                BTreeSet::from(["messenger_page"]),
+                BTreeSet::from(["kms:Decrypt"]),
+            ),
+        ),
+        (
+            "OrderSyncRole",
+            (
+                BTreeSet::from(["amazon_seller"]),
+                BTreeSet::from(["kms:Decrypt"]),
+            ),
+        ),
+        (
+            "SolicitationSenderRole",
+            (
+                BTreeSet::from(["amazon_seller"]),
+                BTreeSet::from(["kms:Decrypt"]),
+            ),
+        ),
+    ]);
+    assert_eq!(users, allowed.keys().copied().collect::<BTreeSet<_>>());
+    for (function, role) in [
+        ("ApiFunction", "ApiRole"),
+        ("AgentReplyFunction", "AgentReplyRole"),
+        ("OrderSyncFunction", "OrderSyncRole"),
+        ("SolicitationSenderFunction", "SolicitationSenderRole"),
+    ] {
+        assert_eq!(target(&properties(function)["Role"]), Some(role));
+    }
     // No function has SAM `Policies` that could reach the key some other way.
     for (function, props) in of_type("AWS::Serverless::Function") {
         assert!(
@@ -538,6 +642,25 @@ fn policy_a11_tokens_under_their_own_key() {
                 requires_merchant,
                 "{role}: TokenKey use must require the merchant_id context"
             );
+            // And names the integrations: a role for Amazon jobs cannot open a Page token.
+            let mut integrations = Vec::new();
+            strings(
+                &statement["Condition"]["StringEquals"]["kms:EncryptionContext:integration"],
+                &mut integrations,
+            );
+            let (integrations_allowed, actions_allowed) = &allowed[role];
+            assert_eq!(
+                integrations.into_iter().collect::<BTreeSet<_>>(),
+                *integrations_allowed,
+                "{role}: TokenKey use must be limited (StringEquals) to its integrations"
+            );
+            assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+            for action in actions(statement) {
+                assert!(
+                    actions_allowed.contains(action),
+                    "{role} may not {action} with TokenKey"
+                );
+            }
         }
     }
     // And DataKey is a different key.
@@ -698,7 +821,15 @@ fn every_dlq_has_an_alarm() {
             queues.contains_key(dlq),
             "{id}'s DLQ {dlq} is a queue of the template"
         );
-        assert_eq!(number(&redrive["maxReceiveCount"]), Some(5.0), "{id}");
+        let receives = QUEUES
+            .iter()
+            .find(|(queue, _, _)| queue == id)
+            .map(|(_, declared_dlq, receives)| {
+                assert_eq!(*declared_dlq, dlq, "{id}'s DLQ");
+                *receives
+            })
+            .unwrap_or_else(|| panic!("{id} is listed in QUEUES"));
+        assert_eq!(number(&redrive["maxReceiveCount"]), Some(receives), "{id}");
         assert_eq!(
             number(&queues[dlq]["MessageRetentionPeriod"]),
             Some(1_209_600.0),
@@ -706,9 +837,13 @@ fn every_dlq_has_an_alarm() {
         );
         dead_letter_queues.insert(dlq);
     }
-    assert!(
-        dead_letter_queues.len() >= 2,
-        "inbound and replies have DLQs"
+    assert_eq!(
+        dead_letter_queues,
+        QUEUES
+            .iter()
+            .map(|(_, dlq, _)| *dlq)
+            .collect::<BTreeSet<_>>(),
+        "every queue of QUEUES has its DLQ"
     );
     for dlq in dead_letter_queues {
         let alarmed = alarms.iter().any(|(_, alarm)| {
@@ -744,23 +879,444 @@ fn queue_visibility_covers_six_consumer_timeouts() {
             }
             let queue = target(&event["Properties"]["Queue"]).expect("SQS event names its queue");
             let timeout = number(function_property(function, "Timeout")).expect("a timeout");
+            let window =
+                number(&event["Properties"]["MaximumBatchingWindowInSeconds"]).unwrap_or(0.0);
             let visibility = number(&properties(queue)["VisibilityTimeout"]).unwrap_or(30.0);
             assert!(
-                visibility >= 6.0 * timeout,
-                "{queue} visibility {visibility}s < 6 x {function} timeout {timeout}s"
+                visibility >= 6.0 * timeout + window,
+                "{queue} visibility {visibility}s < 6 x {function} timeout {timeout}s + batching window {window}s"
             );
             consumed += 1;
         }
     }
-    assert!(consumed >= 2, "ingest and agent-reply consume queues");
+    assert_eq!(consumed, QUEUES.len(), "each queue has its consumer");
+}
+
+/// Each function runs with a role of its own (least privilege per function), and its error rate
+/// has an alarm to the alarm topic.
+#[test]
+fn every_function_has_its_own_role_and_an_error_rate_alarm() {
+    let mut roles = BTreeMap::new();
+    for function in FUNCTIONS {
+        let role = target(&properties(function)["Role"])
+            .unwrap_or_else(|| panic!("{function} has an explicit Role"));
+        assert_eq!(
+            resource(role)["Type"].as_str(),
+            Some("AWS::IAM::Role"),
+            "{function}'s role {role}"
+        );
+        if let Some(other) = roles.insert(role, function) {
+            panic!("{function} and {other} share the role {role}");
+        }
+        // The role writes only its own function's logs.
+        let log_group = target(&properties(function)["LoggingConfig"]["LogGroup"])
+            .unwrap_or_else(|| panic!("{function} names its log group"));
+        for statement in statements_of(function) {
+            if actions(statement).iter().any(|a| a.starts_with("logs:")) {
+                assert!(
+                    mentions(&statement["Resource"], log_group)
+                        && !FUNCTIONS.iter().any(|other| {
+                            *other != function && {
+                                let theirs =
+                                    target(&properties(other)["LoggingConfig"]["LogGroup"]);
+                                theirs.is_some_and(|g| mentions(&statement["Resource"], g))
+                            }
+                        }),
+                    "{function} writes only to {log_group}"
+                );
+            }
+        }
+
+        let alarmed = of_type("AWS::CloudWatch::Alarm")
+            .into_iter()
+            .any(|(_, alarm)| {
+                let metrics = || alarm["Metrics"].as_sequence().into_iter().flatten();
+                let on = |name: &str| {
+                    metrics().any(|m| {
+                        let metric = &m["MetricStat"]["Metric"];
+                        metric["Namespace"].as_str() == Some("AWS/Lambda")
+                            && metric["MetricName"].as_str() == Some(name)
+                            && metric["Dimensions"]
+                                .as_sequence()
+                                .into_iter()
+                                .flatten()
+                                .any(|d| {
+                                    d["Name"].as_str() == Some("FunctionName")
+                                        && target(&d["Value"]) == Some(function)
+                                })
+                    })
+                };
+                let rate = metrics().any(|m| {
+                    m["Expression"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("errors / invocations"))
+                        && is_true(&m["ReturnData"])
+                });
+                rate && on("Errors")
+                    && on("Invocations")
+                    && alarm["AlarmActions"]
+                        .as_sequence()
+                        .is_some_and(|a| a.iter().any(|t| target(t) == Some("AlarmTopic")))
+            });
+        assert!(
+            alarmed,
+            "{function} needs an error-rate alarm to AlarmTopic"
+        );
+    }
+}
+
+/// App secrets are read only by the functions that talk to their platform, and platform tokens
+/// (TokenKey) are out of reach of the scheduler, which never talks to Amazon.
+#[test]
+fn app_secrets_reach_only_the_functions_of_their_platform() {
+    let readers = |secret: &str| -> BTreeSet<&str> {
+        role_statements()
+            .into_iter()
+            .filter(|(_, s)| mentions(&s["Resource"], secret))
+            .map(|(role, s)| {
+                assert_eq!(
+                    actions(s),
+                    ["secretsmanager:GetSecretValue"],
+                    "{role} only reads {secret}"
+                );
+                role
+            })
+            .collect()
+    };
+    assert_eq!(
+        readers("MetaAppSecret"),
+        BTreeSet::from(["ApiRole", "MessengerWebhookRole", "AgentReplyRole"])
+    );
+    assert_eq!(
+        readers("AmazonAppSecret"),
+        BTreeSet::from(["ApiRole", "OrderSyncRole", "SolicitationSenderRole"])
+    );
+    // No statement reaches secrets other than by name.
+    for (role, statement) in role_statements() {
+        if actions(&statement)
+            .iter()
+            .any(|a| a.starts_with("secretsmanager:"))
+        {
+            assert!(
+                mentions(&statement["Resource"], "MetaAppSecret")
+                    || mentions(&statement["Resource"], "AmazonAppSecret"),
+                "{role}: secretsmanager access must name its secret"
+            );
+        }
+    }
+    // The Amazon app secret holds the LWA credentials as placeholders only.
+    let secret = properties("AmazonAppSecret");
+    let value: serde_json::Value = serde_json::from_str(
+        secret["SecretString"]
+            .as_str()
+            .expect("AmazonAppSecret has a placeholder SecretString"),
+    )
+    .expect("the placeholder is JSON");
+    let fields: BTreeSet<&str> = value
+        .as_object()
+        .expect("an object")
+        .iter()
+        .map(|(field, placeholder)| {
+            assert!(
+                placeholder
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("REPLACE_ME")),
+                "AmazonAppSecret.{field} is a placeholder"
+            );
+            field.as_str()
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        BTreeSet::from(["application_id", "client_id", "client_secret"])
+    );
+    assert!(
+        secret["Description"]
+            .as_str()
+            .is_some_and(|d| d.contains("180 days") && d.contains("5 minutes")),
+        "AmazonAppSecret's description says how rotation works"
+    );
+
+    // The scheduler: no platform token, no app secret, DataKey only through SQS.
+    for statement in statements_of("SolicitationSchedulerFunction") {
+        for forbidden in ["TokenKey", "MetaAppSecret", "AmazonAppSecret"] {
+            assert!(
+                !mentions(statement, forbidden),
+                "the scheduler may not reach {forbidden}"
+            );
+        }
+        assert!(
+            !actions(statement)
+                .iter()
+                .any(|a| a.starts_with("secretsmanager:")),
+            "the scheduler reads no secret"
+        );
+        if actions(statement).iter().any(|a| a.starts_with("kms:")) {
+            assert!(mentions(&statement["Resource"], "DataKey"));
+            assert!(
+                sub_text(&statement["Condition"]["StringEquals"]["kms:ViaService"])
+                    == Some("sqs.${AWS::Region}.amazonaws.com"),
+                "the scheduler uses DataKey only through SQS"
+            );
+        }
+    }
+    assert!(
+        own_env("SolicitationSchedulerFunction")
+            .keys()
+            .filter_map(Value::as_str)
+            .all(|name| !name.starts_with("AMAZON_")),
+        "the scheduler never talks to Amazon"
+    );
+}
+
+/// A function is given the id of a queue or secret only if its role may use it, and the
+/// functions that talk to Amazon get the whole Amazon configuration.
+#[test]
+fn functions_are_given_what_their_roles_may_use() {
+    for function in FUNCTIONS {
+        let statements = statements_of(function);
+        let may = |action: &str, logical_id: &str| {
+            statements.iter().any(|s| {
+                s["Effect"].as_str() == Some("Allow")
+                    && actions(s).contains(&action)
+                    && mentions(&s["Resource"], logical_id)
+            })
+        };
+        let env = own_env(function);
+        for (name, value) in env {
+            let name = name.as_str().expect("variable names are strings");
+            let Some(id) = target(value) else { continue };
+            match resource_type(id) {
+                Some("AWS::SQS::Queue") => assert!(
+                    may("sqs:SendMessage", id),
+                    "{function} is given {name} but may not send to {id}"
+                ),
+                Some("AWS::SecretsManager::Secret") => assert!(
+                    may("secretsmanager:GetSecretValue", id),
+                    "{function} is given {name} but may not read {id}"
+                ),
+                _ => {}
+            }
+        }
+        let amazon: BTreeSet<&str> = env
+            .keys()
+            .filter_map(Value::as_str)
+            .filter(|name| name.starts_with("AMAZON_"))
+            .collect();
+        assert!(
+            amazon.is_empty()
+                || amazon
+                    == BTreeSet::from([
+                        "AMAZON_SECRET_ID",
+                        "AMAZON_LWA_TOKEN_URL",
+                        "AMAZON_SPAPI_BASE",
+                        "AMAZON_CONSENT_BASE",
+                        "AMAZON_MARKETPLACE_ID",
+                    ]),
+            "{function} gets all of the Amazon configuration or none: {amazon:?}"
+        );
+    }
+    let talks_to_amazon: BTreeSet<&str> = FUNCTIONS
+        .into_iter()
+        .filter(|f| own_env(f).contains_key("AMAZON_SECRET_ID"))
+        .collect();
+    assert_eq!(
+        talks_to_amazon,
+        BTreeSet::from([
+            "ApiFunction",
+            "OrderSyncFunction",
+            "SolicitationSenderFunction"
+        ])
+    );
+    let marketplace = &template()["Parameters"]["AmazonMarketplaceId"];
+    assert_eq!(
+        marketplace["Default"].as_str(),
+        Some("A21TJRUUN4KGV"),
+        "amazon.in"
+    );
+}
+
+fn resource_type(logical_id: &str) -> Option<&'static str> {
+    resources().get(logical_id)?["Type"].as_str()
+}
+
+/// The EventBridge schedules of the Amazon jobs, and how their queues are consumed.
+#[test]
+fn amazon_jobs_run_on_their_schedules_and_queues() {
+    let schedules = |function: &str| -> Vec<&'static str> {
+        properties(function)["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter(|(_, e)| e["Type"].as_str() == Some("Schedule"))
+            .map(|(name, e)| {
+                let p = &e["Properties"];
+                assert!(
+                    p["Enabled"].is_null() || is_true(&p["Enabled"]),
+                    "{function} schedule {name:?} is enabled"
+                );
+                assert!(
+                    p["State"].is_null() || p["State"].as_str() == Some("ENABLED"),
+                    "{function} schedule {name:?} is enabled"
+                );
+                p["Schedule"].as_str().expect("a schedule expression")
+            })
+            .collect()
+    };
+    assert_eq!(schedules("OrderSyncFunction"), ["rate(1 hour)"]);
+    // 03:30 UTC is 09:00 in India (UTC+05:30, no daylight saving).
+    assert_eq!(
+        schedules("SolicitationSchedulerFunction"),
+        ["cron(30 3 * * ? *)"]
+    );
+    assert!(schedules("SolicitationSenderFunction").is_empty());
+
+    let sqs = |function: &str| -> Vec<&'static Value> {
+        properties(function)["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter(|(_, e)| e["Type"].as_str() == Some("SQS"))
+            .map(|(_, e)| &e["Properties"])
+            .collect()
+    };
+    for (function, queue, max_batch) in [
+        ("OrderSyncFunction", "OrderSyncQueue", 5.0),
+        (
+            "SolicitationSchedulerFunction",
+            "SolicitationPlanQueue",
+            5.0,
+        ),
+        ("SolicitationSenderFunction", "SolicitationsQueue", 5.0),
+    ] {
+        let events = sqs(function);
+        assert_eq!(events.len(), 1, "{function} consumes one queue");
+        let event = events[0];
+        assert_eq!(target(&event["Queue"]), Some(queue), "{function}");
+        let batch = number(&event["BatchSize"]).expect("an explicit BatchSize");
+        assert!(
+            (1.0..=max_batch).contains(&batch),
+            "{function} batch {batch}"
+        );
+        // The consumer may receive, delete and hand back; nothing else reads the queue.
+        let consumers: BTreeSet<&str> = role_statements()
+            .into_iter()
+            .filter(|(_, s)| {
+                actions(s).contains(&"sqs:ReceiveMessage") && mentions(&s["Resource"], queue)
+            })
+            .map(|(role, _)| role)
+            .collect();
+        assert_eq!(
+            consumers,
+            BTreeSet::from([target(&properties(function)["Role"]).expect("a role")]),
+            "only {function} consumes {queue}"
+        );
+        assert!(
+            number(&properties(function)["Timeout"]).expect("an explicit Timeout")
+                <= if function == "SolicitationSenderFunction" {
+                    60.0
+                } else {
+                    300.0
+                }
+        );
+    }
+    let sender = sqs("SolicitationSenderFunction")[0];
+    assert_eq!(number(&sender["BatchSize"]), Some(5.0));
+    assert_eq!(
+        number(&sender["MaximumBatchingWindowInSeconds"]),
+        Some(10.0)
+    );
+    assert_eq!(
+        number(&sender["ScalingConfig"]["MaximumConcurrency"]),
+        Some(5.0),
+        "few senders at a time: the Solicitations API paces each seller"
+    );
+    // Lambda accepts 2..=1000 for an SQS source's maximum concurrency.
+    for function in FUNCTIONS {
+        for event in sqs(function) {
+            if let Some(max) = number(&event["ScalingConfig"]["MaximumConcurrency"]) {
+                assert!((2.0..=1000.0).contains(&max), "{function}: {max}");
+            }
+        }
+    }
+}
+
+/// Every route of the HTTP API needs a Cognito token except an explicit list of public ones
+/// (health, API document, platform callbacks and webhooks, each verified by its function).
+#[test]
+fn only_the_listed_routes_are_public() {
+    let api = properties("HttpApi");
+    assert_eq!(
+        api["Auth"]["DefaultAuthorizer"].as_str(),
+        Some("CognitoJwt"),
+        "routes are authorized unless they opt out"
+    );
+    let mut public = BTreeSet::new();
+    let mut authorized = BTreeSet::new();
+    for (function, props) in of_type("AWS::Serverless::Function") {
+        for (_, event) in props["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let p = &event["Properties"];
+            let route = (
+                p["Method"].as_str().expect("an explicit Method"),
+                p["Path"].as_str().expect("an explicit Path"),
+                function,
+            );
+            match p["Auth"]["Authorizer"].as_str() {
+                Some("NONE") => public.insert(route),
+                None | Some("CognitoJwt") => authorized.insert(route),
+                Some(other) => panic!("{route:?}: unknown authorizer {other}"),
+            };
+        }
+    }
+    assert_eq!(
+        public,
+        BTreeSet::from([
+            ("GET", "/healthz", "ApiFunction"),
+            ("GET", "/openapi.json", "ApiFunction"),
+            ("GET", "/oauth/messenger/callback", "ApiFunction"),
+            ("GET", "/oauth/amazon/callback", "ApiFunction"),
+            ("GET", "/webhooks/messenger", "MessengerWebhookFunction"),
+            ("POST", "/webhooks/messenger", "MessengerWebhookFunction"),
+        ])
+    );
+    assert!(authorized.contains(&("ANY", "/v1/{proxy+}", "ApiFunction")));
+    for (_, path, _) in &public {
+        assert!(!path.starts_with("/v1"), "{path} is under /v1 and public");
+    }
 }
 
 // ------------------------------------------------------------------ against the emulator
 
+/// The fake Amazon app credentials this module's provisioning passes.
+fn fake_amazon_secret() -> serde_json::Value {
+    serde_json::json!({
+        "application_id": "amzn1.sp.solution.local-fake",
+        "client_id": "amzn1.application-oa2-client.local-fake",
+        "client_secret": "local-fake-lwa-client-secret",
+    })
+}
+
+/// Provisions every resource of template.yaml under a unique prefix, passing a value for each
+/// secret it declares.
+async fn provisioned(sdk: &aws_config::SdkConfig) -> provision::Resources {
+    let prefix = format!("t{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+    let secrets = BTreeMap::from([
+        ("MetaAppSecret".to_string(), support::fake_meta_secret()),
+        ("AmazonAppSecret".to_string(), fake_amazon_secret()),
+    ]);
+    let template = provision::template_path(&provision::repo_root());
+    provision::provision(sdk, &template, &prefix, &secrets)
+        .await
+        .unwrap_or_else(|error| panic!("provisioning from {} failed: {error}", template.display()))
+}
+
 #[tokio::test]
 async fn provisioning_creates_what_the_template_declares() {
-    let created = support::fresh_resources().await;
     let sdk = support::sdk().await;
+    let created = provisioned(&sdk).await;
 
     // Table: keys, GSI1, TTL on expires_at.
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -823,6 +1379,21 @@ async fn provisioning_creates_what_the_template_declares() {
             &created.replies_dlq_url,
             "RepliesQueue",
         ),
+        (
+            &created.order_sync_queue_url,
+            &created.order_sync_dlq_url,
+            "OrderSyncQueue",
+        ),
+        (
+            &created.solicitation_plan_queue_url,
+            &created.solicitation_plan_dlq_url,
+            "SolicitationPlanQueue",
+        ),
+        (
+            &created.solicitations_queue_url,
+            &created.solicitations_dlq_url,
+            "SolicitationsQueue",
+        ),
     ] {
         let main = attributes(queue.clone()).await;
         let dead = attributes(dlq.clone()).await;
@@ -832,9 +1403,12 @@ async fn provisioning_creates_what_the_template_declares() {
             redrive["deadLetterTargetArn"].as_str(),
             Some(dead[&Q::QueueArn].as_str())
         );
+        let receives =
+            number(&properties(logical)["RedrivePolicy"]["maxReceiveCount"]).expect("declared");
         assert_eq!(
             redrive["maxReceiveCount"].to_string().trim_matches('"'),
-            "5"
+            format!("{receives}"),
+            "{logical}"
         );
         let declared = number(&properties(logical)["VisibilityTimeout"]).expect("declared");
         assert_eq!(main[&Q::VisibilityTimeout], format!("{declared}"));
@@ -909,14 +1483,60 @@ async fn provisioning_creates_what_the_template_declares() {
     let secret: serde_json::Value =
         serde_json::from_str(secret.secret_string().expect("a string")).expect("JSON");
     assert_eq!(secret, support::fake_meta_secret());
+    let amazon = secrets
+        .get_secret_value()
+        .secret_id(&created.amazon_secret_id)
+        .send()
+        .await
+        .expect("the Amazon app secret exists");
+    let amazon: serde_json::Value =
+        serde_json::from_str(amazon.secret_string().expect("a string")).expect("JSON");
+    assert_eq!(amazon, fake_amazon_secret());
+    // A secret the caller gives no value for is refused by name, not created empty.
+    let without_amazon =
+        BTreeMap::from([("MetaAppSecret".to_string(), support::fake_meta_secret())]);
+    let refused = provision::provision(
+        &sdk,
+        &provision::template_path(&provision::repo_root()),
+        &format!("t{}", ulid::Ulid::new().to_string().to_ascii_lowercase()),
+        &without_amazon,
+    )
+    .await
+    .expect_err("AmazonAppSecret needs a value");
+    assert!(refused.to_string().contains("AmazonAppSecret"), "{refused}");
 
     // Names carry the prefix, so a second copy lives beside the first.
-    let other = support::fresh_resources().await;
+    let other = provisioned(&sdk).await;
     assert_ne!(other.table, created.table);
     assert_eq!(created.all.get("Table"), Some(&created.table));
     let env: BTreeMap<&str, String> = created.function_env().into_iter().collect();
     assert_eq!(env["INBOUND_QUEUE_URL"], created.inbound_queue_url);
-    assert_eq!(env.len(), 6);
+    assert_eq!(env["ORDER_SYNC_QUEUE_URL"], created.order_sync_queue_url);
+    assert_eq!(
+        env["SOLICITATION_PLAN_QUEUE_URL"],
+        created.solicitation_plan_queue_url
+    );
+    assert_eq!(
+        env["SOLICITATIONS_QUEUE_URL"],
+        created.solicitations_queue_url
+    );
+    assert_eq!(env["AMAZON_SECRET_ID"], created.amazon_secret_id);
+    assert_eq!(env.len(), 10);
+    // Every resource variable a function of the template is given, the local stack gives too.
+    let mut declared: BTreeSet<&str> =
+        template()["Globals"]["Function"]["Environment"]["Variables"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .chain(FUNCTIONS.iter().flat_map(|f| own_env(f).iter()))
+            .filter(|(_, value)| target(value).is_some_and(|id| resources().contains_key(id)))
+            .filter_map(|(name, _)| name.as_str())
+            .collect();
+    // Not created locally (Cognito): the local stack's auth is configured otherwise.
+    declared.retain(|name| !name.starts_with("JWT_"));
+    for name in declared {
+        assert!(env.contains_key(name), "function_env() lacks {name}");
+    }
 }
 
 #[tokio::test]

@@ -14,10 +14,11 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use ecomdrive_aws::{Queue, Store, TokenVault};
 use ecomdrive_platforms::outbound::OutboundHttp;
+use ecomdrive_runtime::amazon::AmazonApi;
 use ecomdrive_runtime::auth::JwtVerifier;
 use ecomdrive_runtime::problem::Problem;
 use ecomdrive_runtime::secrets::{MetaAppSecrets, MetaEndpoints, SecretCache};
-use routes::{inbox, merchants, messenger};
+use routes::{amazon, inbox, merchants, messenger, orders};
 use std::sync::Arc;
 use time::OffsetDateTime;
 use utoipa::OpenApi;
@@ -47,6 +48,9 @@ pub struct AppState {
     pub store: Store,
     pub vault: TokenVault,
     pub replies: Queue,
+    /// The order-sync queue: the first sync right after a merchant connects Amazon.
+    pub order_sync: Queue,
+    pub amazon: AmazonApi,
     pub secrets: SecretCache<MetaAppSecrets>,
     pub http: OutboundHttp,
     pub jwt: JwtVerifier,
@@ -84,6 +88,18 @@ pub struct AppState {
         inbox::link_order,
         inbox::get_customer,
         inbox::update_customer,
+        amazon::connect,
+        amazon::callback,
+        amazon::status,
+        amazon::disconnect,
+        orders::list_orders,
+        orders::get_order,
+        orders::update_order,
+        orders::link_conversation,
+        orders::list_solicitations,
+        orders::summary,
+        orders::get_settings,
+        orders::put_settings,
     )
 )]
 pub struct ApiDoc;
@@ -147,10 +163,40 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/merchants/{merchant_id}/customers/{customer_id}",
             get(inbox::get_customer).patch(inbox::update_customer),
+        )
+        .route(
+            "/merchants/{merchant_id}/integrations/amazon",
+            get(amazon::status).delete(amazon::disconnect),
+        )
+        .route(
+            "/merchants/{merchant_id}/integrations/amazon/connect",
+            post(amazon::connect),
+        )
+        .route("/merchants/{merchant_id}/orders", get(orders::list_orders))
+        .route(
+            "/merchants/{merchant_id}/orders/{order_id}",
+            get(orders::get_order).patch(orders::update_order),
+        )
+        .route(
+            "/merchants/{merchant_id}/orders/{order_id}/conversations",
+            post(orders::link_conversation),
+        )
+        .route(
+            "/merchants/{merchant_id}/solicitations",
+            get(orders::list_solicitations),
+        )
+        .route(
+            "/merchants/{merchant_id}/solicitations/summary",
+            get(orders::summary),
+        )
+        .route(
+            "/merchants/{merchant_id}/solicitations/settings",
+            get(orders::get_settings).put(orders::put_settings),
         );
     Router::new()
         .nest("/v1", v1)
         .route("/oauth/messenger/callback", get(messenger::callback))
+        .route("/oauth/amazon/callback", get(amazon::callback))
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/openapi.json",

@@ -3,6 +3,7 @@
 use ecomdrive_api::{ApiConfig, AppState, router};
 use ecomdrive_aws::{Queue, Store, TokenVault};
 use ecomdrive_platforms::outbound::{AllowList, OutboundHttp, Timeouts};
+use ecomdrive_runtime::amazon::{AmazonApi, AmazonEndpoints};
 use ecomdrive_runtime::auth::{JwtConfig, JwtVerifier};
 use ecomdrive_runtime::secrets::{MetaEndpoints, SecretCache};
 use ecomdrive_runtime::{env, lambda, logging};
@@ -18,6 +19,7 @@ async fn main() -> Result<(), lambda::Error> {
         client_ids: env::required_list("JWT_CLIENT_IDS")?,
     };
     let http = OutboundHttp::new(AllowList::production(), Timeouts::default())?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
     let state = AppState {
         store: Store::new(
             aws_sdk_dynamodb::Client::new(&sdk),
@@ -27,9 +29,15 @@ async fn main() -> Result<(), lambda::Error> {
             aws_sdk_kms::Client::new(&sdk),
             env::required("TOKEN_KEY_ID")?,
         ),
-        replies: Queue::new(
-            aws_sdk_sqs::Client::new(&sdk),
-            env::required("REPLIES_QUEUE_URL")?,
+        replies: Queue::new(sqs.clone(), env::required("REPLIES_QUEUE_URL")?),
+        order_sync: Queue::new(sqs, env::required("ORDER_SYNC_QUEUE_URL")?),
+        amazon: AmazonApi::new(
+            AmazonEndpoints::from_env()?,
+            http.clone(),
+            SecretCache::new(
+                aws_sdk_secretsmanager::Client::new(&sdk),
+                env::required("AMAZON_SECRET_ID")?,
+            ),
         ),
         secrets: SecretCache::new(
             aws_sdk_secretsmanager::Client::new(&sdk),

@@ -61,6 +61,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         emulator.endpoint,
         stack.sandbox.base_url().unwrap_or_default()
     );
+    println!(
+        "  Amazon sandbox: demo seller {} (connect: POST /v1/merchants/{demo}/integrations/amazon/connect, open the authorize_url)",
+        amazon_sandbox::DEMO_SELLER_ID
+    );
 
     wait_for_stop().await?;
     println!("stopping");

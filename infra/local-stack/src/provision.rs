@@ -44,17 +44,26 @@ pub struct Resources {
     pub inbound_dlq_url: String,
     pub replies_queue_url: String,
     pub replies_dlq_url: String,
+    pub order_sync_queue_url: String,
+    pub order_sync_dlq_url: String,
+    pub solicitation_plan_queue_url: String,
+    pub solicitation_plan_dlq_url: String,
+    pub solicitations_queue_url: String,
+    pub solicitations_dlq_url: String,
     pub token_key_id: String,
     pub data_key_id: String,
     pub bucket: String,
     pub meta_secret_id: String,
+    pub amazon_secret_id: String,
     /// Every created resource: logical id → what `!Ref` gives (name, key id, queue URL, ARN).
     pub all: BTreeMap<String, String>,
 }
 
 impl Resources {
     /// The environment variables a function reads to find its resources (the same names
-    /// template.yaml sets in `Globals.Function.Environment`).
+    /// template.yaml sets in `Globals.Function.Environment` and, for the Amazon queues and
+    /// secret, in the environment of the functions that use them). Locally every function
+    /// gets all of them.
     pub fn function_env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("TABLE_NAME", self.table.clone()),
@@ -63,6 +72,16 @@ impl Resources {
             ("TOKEN_KEY_ID", self.token_key_id.clone()),
             ("DATA_BUCKET", self.bucket.clone()),
             ("META_SECRET_ID", self.meta_secret_id.clone()),
+            ("ORDER_SYNC_QUEUE_URL", self.order_sync_queue_url.clone()),
+            (
+                "SOLICITATION_PLAN_QUEUE_URL",
+                self.solicitation_plan_queue_url.clone(),
+            ),
+            (
+                "SOLICITATIONS_QUEUE_URL",
+                self.solicitations_queue_url.clone(),
+            ),
+            ("AMAZON_SECRET_ID", self.amazon_secret_id.clone()),
         ]
     }
 
@@ -78,10 +97,17 @@ impl Resources {
             inbound_dlq_url: get("InboundDeadLetterQueue")?,
             replies_queue_url: get("RepliesQueue")?,
             replies_dlq_url: get("RepliesDeadLetterQueue")?,
+            order_sync_queue_url: get("OrderSyncQueue")?,
+            order_sync_dlq_url: get("OrderSyncDeadLetterQueue")?,
+            solicitation_plan_queue_url: get("SolicitationPlanQueue")?,
+            solicitation_plan_dlq_url: get("SolicitationPlanDeadLetterQueue")?,
+            solicitations_queue_url: get("SolicitationsQueue")?,
+            solicitations_dlq_url: get("SolicitationsDeadLetterQueue")?,
             token_key_id: get("TokenKey")?,
             data_key_id: get("DataKey")?,
             bucket: get("DataBucket")?,
             meta_secret_id: get("MetaAppSecret")?,
+            amazon_secret_id: get("AmazonAppSecret")?,
             all,
         })
     }
@@ -1206,6 +1232,40 @@ Resources:
                 "{bad:?} should be refused"
             );
         }
+    }
+
+    #[test]
+    fn secrets_take_the_callers_value_and_a_missing_one_is_refused_by_name() {
+        // The template's SecretString is a placeholder; it is never used locally.
+        let template = "Resources:\n  AppSecret:\n    Type: AWS::SecretsManager::Secret\n    Properties:\n      SecretString: '{\"client_secret\":\"REPLACE_ME\"}'\n";
+        let plan = Plan::read(template).expect("template reads");
+        let declared = &plan.resources[0];
+        let created = BTreeMap::new();
+        let parameters = BTreeMap::new();
+        let pseudo = Pseudo {
+            region: "ap-south-1".to_string(),
+            stack_name: "p".to_string(),
+        };
+        let resolver = Resolver {
+            resource: &declared.logical_id,
+            created: &created,
+            parameters: &parameters,
+            pseudo: &pseudo,
+        };
+        let refused = Spec::read(declared, "p-AppSecret".into(), &resolver, &BTreeMap::new());
+        assert!(matches!(
+            refused,
+            Err(LocalError::MissingSecretValue(id)) if id == "AppSecret"
+        ));
+        let given = BTreeMap::from([(
+            "AppSecret".to_string(),
+            serde_json::json!({"client_secret": "local-fake"}),
+        )]);
+        let spec = Spec::read(declared, "p-AppSecret".into(), &resolver, &given).expect("reads");
+        assert!(matches!(
+            spec,
+            Spec::Secret { value, .. } if value == r#"{"client_secret":"local-fake"}"#
+        ));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The whole system on one machine: provisioned resources in the emulator, the Meta sandbox, the
-//! local identity provider, every HTTP function on one port and the queue functions on pollers.
+//! The whole system on one machine: provisioned resources in the emulator, the Meta and Amazon
+//! sandboxes, the local identity provider, every HTTP function on one port and the queue
+//! functions on pollers. The scheduled functions run on demand (`POST /_local/run/...`).
 //! `local-stack` (the README's first command) runs it; the tests start one per test.
 
 use crate::error::LocalError;
@@ -7,6 +8,7 @@ use crate::idp::LocalIdp;
 use crate::poller::{BatchHandler, Poller};
 use crate::provision::{self, Resources};
 use agent_reply::AgentReply;
+use amazon_sandbox::AmazonSandbox;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -16,13 +18,17 @@ use ecomdrive_api::{ApiConfig, AppState};
 use ecomdrive_aws::{Blobs, Queue, Store, TokenVault, s3_client};
 use ecomdrive_core::merchant::normalize_email;
 use ecomdrive_platforms::outbound::{AllowList, LoopbackPorts, OutboundHttp, Timeouts};
+use ecomdrive_runtime::amazon::{AmazonApi, AmazonAppSecrets, AmazonEndpoints};
 use ecomdrive_runtime::auth::{JwtConfig, JwtVerifier};
 use ecomdrive_runtime::problem::Problem;
 use ecomdrive_runtime::secrets::{MetaAppSecrets, MetaEndpoints, SecretCache};
 use messenger_ingest::Ingest;
 use messenger_webhook::WebhookState;
 use meta_sandbox::{MetaSandbox, SandboxConfig};
+use order_sync::OrderSync;
 use serde_json::json;
+use solicitation_scheduler::Scheduler;
+use solicitation_sender::SolicitationSender;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +42,10 @@ pub const DEFAULT_APP_SECRET: &str = "local-fake-app-secret";
 pub const DEFAULT_VERIFY_TOKEN: &str = "local-fake-verify-token";
 pub const LOCAL_CLIENT_ID: &str = "local-spa-client";
 const GRAPH_VERSION: &str = "v23.0";
+/// The SP-API app of the local stack: obviously fake values.
+pub const LOCAL_AMAZON_APP_ID: &str = "amzn1.sp.solution.local-fake-app";
+pub const LOCAL_LWA_CLIENT_ID: &str = "amzn1.application-oa2-client.localfake";
+pub const LOCAL_LWA_CLIENT_SECRET: &str = "local-fake-lwa-client-secret";
 
 #[derive(Clone, Debug)]
 pub struct StackOptions {
@@ -50,6 +60,7 @@ pub struct StackOptions {
     /// How long a failed queue record waits before it is tried again.
     pub retry_after: Duration,
     pub run_pollers: bool,
+    pub sender: solicitation_sender::Config,
 }
 
 impl StackOptions {
@@ -62,6 +73,7 @@ impl StackOptions {
             echo_wait: agent_reply::Config::DEFAULT_ECHO_WAIT,
             retry_after: Duration::from_secs(2),
             run_pollers: true,
+            sender: solicitation_sender::Config::DEFAULT,
         }
     }
 }
@@ -73,10 +85,17 @@ pub struct RunningStack {
     pub sandbox: MetaSandbox,
     pub idp: Arc<LocalIdp>,
     pub store: Store,
+    pub amazon: AmazonSandbox,
     pub ingest: Ingest,
     pub agent_reply: AgentReply,
+    pub order_sync: OrderSync,
+    pub scheduler: Scheduler,
+    pub sender: SolicitationSender,
     pub inbound_poller: Poller,
     pub replies_poller: Poller,
+    pub order_sync_poller: Poller,
+    pub plan_poller: Poller,
+    pub solicitations_poller: Poller,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -92,15 +111,25 @@ impl RunningStack {
         let addr = listener.local_addr().map_err(LocalError::Bind)?;
         let base_url = format!("http://{addr}");
 
-        let secrets = BTreeMap::from([(
-            "MetaAppSecret".to_owned(),
-            json!({
-                "app_id": LOCAL_APP_ID,
-                "app_secret": options.app_secret,
-                "verify_token": options.verify_token,
-                "state_signing_key": "local-fake-state-signing-key",
-            }),
-        )]);
+        let secrets = BTreeMap::from([
+            (
+                "MetaAppSecret".to_owned(),
+                json!({
+                    "app_id": LOCAL_APP_ID,
+                    "app_secret": options.app_secret,
+                    "verify_token": options.verify_token,
+                    "state_signing_key": "local-fake-state-signing-key",
+                }),
+            ),
+            (
+                "AmazonAppSecret".to_owned(),
+                json!({
+                    "application_id": LOCAL_AMAZON_APP_ID,
+                    "client_id": LOCAL_LWA_CLIENT_ID,
+                    "client_secret": LOCAL_LWA_CLIENT_SECRET,
+                }),
+            ),
+        ]);
         let root = provision::repo_root();
         let resources = provision::provision(
             sdk,
@@ -124,6 +153,23 @@ impl RunningStack {
             graph_base: sandbox_url.clone(),
             dialog_base: sandbox_url,
             version: GRAPH_VERSION.into(),
+        };
+        // Amazon is the other sandbox: LWA, Seller Central's consent page and the SP-API.
+        let amazon = AmazonSandbox::new(amazon_sandbox::SandboxConfig::demo(
+            LOCAL_LWA_CLIENT_ID,
+            LOCAL_LWA_CLIENT_SECRET,
+            LOCAL_AMAZON_APP_ID,
+        ));
+        let amazon_url = amazon
+            .serve()
+            .await
+            .map_err(|e| LocalError::Sandbox(e.to_string()))?;
+        let amazon_endpoints = AmazonEndpoints {
+            lwa_token_url: format!("{amazon_url}/auth/o2/token"),
+            spapi_base: amazon_url.clone(),
+            consent_base: amazon_url,
+            marketplace_id: amazon_sandbox::INDIA_MARKETPLACE.into(),
+            draft_app: false,
         };
         let idp = Arc::new(LocalIdp::new(
             format!("{base_url}/_local/idp"),
@@ -149,11 +195,22 @@ impl RunningStack {
         );
         let inbound = Queue::new(sqs.clone(), resources.inbound_queue_url.clone());
         let replies = Queue::new(sqs.clone(), resources.replies_queue_url.clone());
+        let order_sync_queue = Queue::new(sqs.clone(), resources.order_sync_queue_url.clone());
+        let amazon_api = AmazonApi::new(
+            amazon_endpoints,
+            http.clone(),
+            SecretCache::<AmazonAppSecrets>::new(
+                aws_sdk_secretsmanager::Client::new(sdk),
+                resources.amazon_secret_id.clone(),
+            ),
+        );
 
         let api = ecomdrive_api::router(AppState {
             store: store.clone(),
             vault: vault.clone(),
             replies,
+            order_sync: order_sync_queue.clone(),
+            amazon: amazon_api.clone(),
             secrets: meta_secrets.clone(),
             http: http.clone(),
             jwt: JwtVerifier::new(
@@ -176,6 +233,23 @@ impl RunningStack {
             inbound,
             http: http.clone(),
         };
+        let order_sync = OrderSync {
+            store: store.clone(),
+            vault: vault.clone(),
+            amazon: amazon_api.clone(),
+            queue: order_sync_queue,
+        };
+        let scheduler = Scheduler {
+            store: store.clone(),
+            plan_queue: Queue::new(sqs.clone(), resources.solicitation_plan_queue_url.clone()),
+            solicitations: Queue::new(sqs.clone(), resources.solicitations_queue_url.clone()),
+        };
+        let sender = SolicitationSender {
+            store: store.clone(),
+            vault: vault.clone(),
+            amazon: amazon_api,
+            config: options.sender.clone(),
+        };
         let agent_reply = AgentReply {
             store: store.clone(),
             vault,
@@ -193,7 +267,18 @@ impl RunningStack {
             .route("/_local/login", post(login))
             .with_state(idp.clone())
             .nest("/_local/idp", idp.router())
-            .merge(meta_sandbox::local_routes(sandbox.clone()));
+            .merge(meta_sandbox::local_routes(sandbox.clone()))
+            .merge(amazon_sandbox::local_routes(amazon.clone()))
+            .merge(
+                Router::new()
+                    .route("/_local/run/order-sync", post(run_order_sync))
+                    .with_state(order_sync.clone()),
+            )
+            .merge(
+                Router::new()
+                    .route("/_local/run/solicitation-scheduler", post(run_scheduler))
+                    .with_state(scheduler.clone()),
+            );
         // axum serves each connection on a task of its own: carry the log subscriber of whoever
         // started the stack into every request, so a test capturing logs sees the functions' lines.
         let logs = tracing::dispatcher::get_default(|current| current.clone());
@@ -253,13 +338,69 @@ impl RunningStack {
             handler: ingest_handler,
         };
         let replies_poller = Poller {
-            sqs,
+            sqs: sqs.clone(),
             queue_url: resources.replies_queue_url.clone(),
             queue_arn: arn("RepliesQueue"),
             visibility_timeout: options.retry_after,
             handler: reply_handler,
         };
+        let order_sync_poller = Poller {
+            sqs: sqs.clone(),
+            queue_url: resources.order_sync_queue_url.clone(),
+            queue_arn: arn("OrderSyncQueue"),
+            visibility_timeout: options.retry_after,
+            handler: {
+                let sync = order_sync.clone();
+                Arc::new(move |event| {
+                    let sync = sync.clone();
+                    Box::pin(async move {
+                        ecomdrive_runtime::sqs::process_batch(event, |m| sync.handle_record(m))
+                            .await
+                    })
+                })
+            },
+        };
+        let plan_poller = Poller {
+            sqs: sqs.clone(),
+            queue_url: resources.solicitation_plan_queue_url.clone(),
+            queue_arn: arn("SolicitationPlanQueue"),
+            visibility_timeout: options.retry_after,
+            handler: {
+                let scheduler = scheduler.clone();
+                Arc::new(move |event| {
+                    let scheduler = scheduler.clone();
+                    Box::pin(async move {
+                        ecomdrive_runtime::sqs::process_batch(event, |m| scheduler.handle_record(m))
+                            .await
+                    })
+                })
+            },
+        };
+        let solicitations_poller = Poller {
+            sqs,
+            queue_url: resources.solicitations_queue_url.clone(),
+            queue_arn: arn("SolicitationsQueue"),
+            visibility_timeout: options.retry_after,
+            handler: {
+                let sender = sender.clone();
+                Arc::new(move |event| {
+                    let sender = sender.clone();
+                    Box::pin(async move {
+                        ecomdrive_runtime::sqs::process_batch(event, |m| sender.handle_record(m))
+                            .await
+                    })
+                })
+            },
+        };
         if options.run_pollers {
+            for poller in [&order_sync_poller, &plan_poller, &solicitations_poller] {
+                tasks.push(tokio::spawn(
+                    poller
+                        .clone()
+                        .run(stopped.clone())
+                        .with_current_subscriber(),
+                ));
+            }
             tasks.push(tokio::spawn(
                 inbound_poller
                     .clone()
@@ -278,12 +419,19 @@ impl RunningStack {
             base_url,
             resources,
             sandbox,
+            amazon,
             idp,
             store,
             ingest,
             agent_reply,
+            order_sync,
+            scheduler,
+            sender,
             inbound_poller,
             replies_poller,
+            order_sync_poller,
+            plan_poller,
+            solicitations_poller,
             stop,
             tasks,
         })
@@ -317,5 +465,28 @@ async fn login(State(idp): State<Arc<LocalIdp>>, body: axum::body::Bytes) -> Res
         )
             .into_response(),
         _ => Problem::bad_request("send {\"email\": \"...\"} with a valid address").into_response(),
+    }
+}
+
+/// `POST /_local/run/order-sync`: the hourly schedule, now (returns when the fan-out is queued).
+async fn run_order_sync(State(sync): State<OrderSync>) -> Response {
+    match sync.fan_out().await {
+        Ok(n) => Json(json!({ "merchants": n })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "fan-out failed");
+            Problem::internal().into_response()
+        }
+    }
+}
+
+/// `POST /_local/run/solicitation-scheduler`: the daily schedule, now (returns when the fan-out
+/// is queued).
+async fn run_scheduler(State(scheduler): State<Scheduler>) -> Response {
+    match scheduler.fan_out().await {
+        Ok(n) => Json(json!({ "merchants": n })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "fan-out failed");
+            Problem::internal().into_response()
+        }
     }
 }

@@ -21,6 +21,23 @@ pub struct TokenContext<'a> {
     pub resource: &'a str,
 }
 
+impl<'a> TokenContext<'a> {
+    /// A seller's LWA refresh token: bound to the merchant and the selling partner (POLICY A11).
+    pub fn amazon_seller(
+        merchant: &'a MerchantId,
+        seller: &'a ecomdrive_core::amazon::SellingPartnerId,
+    ) -> Self {
+        Self {
+            merchant,
+            integration: AMAZON_SELLER,
+            resource: seller.as_str(),
+        }
+    }
+}
+
+/// The integration name of Amazon refresh tokens (template.yaml grants KMS use by it).
+pub const AMAZON_SELLER: &str = "amazon_seller";
+
 #[derive(Clone)]
 pub struct TokenVault {
     kms: Client,

@@ -71,6 +71,12 @@ id_type!(
     "msg"
 );
 id_type!(AuditId, "aud");
+id_type!(
+    /// One Amazon connection of a merchant: jobs carry it, so a job queued before a disconnect
+    /// (or a reconnect) finds it no longer current and does nothing.
+    AmazonConnectionId,
+    "acn"
+);
 
 macro_rules! platform_id {
     ($(#[$doc:meta])* $name:ident) => {

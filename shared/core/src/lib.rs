@@ -1,6 +1,7 @@
 //! EcomDrive's domain: the types a merchant talks about and the rules that govern them, as pure
 //! functions. No AWS crate, no async runtime, no I/O: everything here is tested in milliseconds.
 
+pub mod amazon;
 pub mod ids;
 pub mod inbox;
 pub mod merchant;

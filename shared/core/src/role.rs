@@ -46,6 +46,8 @@ pub enum Action {
     SendReplies,
     WorkCustomers,
     ReadOrders,
+    /// Review-request settings and the do-not-solicit marks of orders.
+    ManageSolicitations,
     ReadAudit,
 }
 
@@ -82,6 +84,8 @@ mod tests {
         assert!(!allows(Role::Agent, Action::ManageIntegrations));
         assert!(!allows(Role::Agent, Action::ManageMembers));
         assert!(!allows(Role::Agent, Action::ReadAudit));
+        assert!(!allows(Role::Agent, Action::ManageSolicitations));
+        assert!(allows(Role::Admin, Action::ManageSolicitations));
     }
 
     #[test]

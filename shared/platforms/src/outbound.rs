@@ -7,7 +7,8 @@
 //! environment. Its errors never contain the URL, because Meta's URLs carry access tokens.
 //!
 //! Production allows HTTPS to Meta's Graph API, Facebook's login dialog and attachment CDNs, Amazon's
-//! SP-API and LWA endpoints and our Cognito user pool, on the default port only. The local stack adds
+//! SP-API and LWA endpoints, Seller Central India's consent page and our Cognito user pool, on the
+//! default port only. The local stack adds
 //! plain-HTTP loopback with [`AllowList::with_loopback`], never on by default.
 
 use crate::error::PlatformError;
@@ -64,6 +65,9 @@ const PRODUCTION_HOSTS: &[HostRule] = &[
     HostRule::Exact("sellingpartnerapi-fe.amazon.com"),
     // Amazon: Login with Amazon token endpoint.
     HostRule::Exact("api.amazon.com"),
+    // Amazon: Seller Central India, where the seller's browser is sent to authorise our app (we
+    // build the consent URL, never fetch it, but the client validates every base URL it is given).
+    HostRule::Exact("sellercentral.amazon.in"),
     // AWS: our Cognito user pool (JWKS for bearer tokens), in the region the data stays in.
     HostRule::Exact("cognito-idp.ap-south-1.amazonaws.com"),
 ];
@@ -497,6 +501,7 @@ mod tests {
             "https://sellingpartnerapi-na.amazon.com/",
             "https://sellingpartnerapi-fe.amazon.com/",
             "https://api.amazon.com/auth/o2/token",
+            "https://sellercentral.amazon.in/apps/authorize/consent",
             "https://cognito-idp.ap-south-1.amazonaws.com/pool/.well-known/jwks.json",
             // Host names are case-insensitive and an explicit default port is the default port.
             "https://GRAPH.Facebook.com:443/v23.0/me",
@@ -509,6 +514,7 @@ mod tests {
             "https://cognito-idp.us-east-1.amazonaws.com/",
             "https://s3.amazonaws.com/",
             "https://www.amazon.com/",
+            "https://sellercentral.amazon.com/",
         ] {
             assert!(production().check(url).is_err(), "{url} must be refused");
         }

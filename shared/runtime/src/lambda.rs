@@ -35,3 +35,39 @@ where
     }))
     .await
 }
+
+/// Runs a function with two triggers: an EventBridge schedule (`on_schedule`, e.g. a fan-out
+/// to one queue message per merchant) and its own queue (each record through `handler`).
+pub async fn run_sqs_or_schedule<F, Fut, E, S, SFut>(
+    handler: F,
+    on_schedule: S,
+) -> Result<(), Error>
+where
+    F: Fn(SqsMessage) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send,
+    E: std::fmt::Display,
+    S: Fn() -> SFut + Send + Sync + 'static,
+    SFut: Future<Output = Result<(), E>> + Send,
+{
+    let handler = Arc::new(handler);
+    let on_schedule = Arc::new(on_schedule);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let handler = handler.clone();
+        let on_schedule = on_schedule.clone();
+        // Boxed: two handlers' futures inline make a type too deep for the compiler's limit.
+        Box::pin(async move {
+            // SQS batches carry `Records`; scheduled events carry `detail-type`.
+            if event.payload.get("Records").is_some() {
+                let batch: SqsEvent = serde_json::from_value(event.payload)?;
+                let response = crate::sqs::process_batch(batch, |m| handler(m)).await;
+                Ok::<_, Error>(serde_json::to_value(response)?)
+            } else {
+                on_schedule()
+                    .await
+                    .map_err(|e| Error::from(e.to_string()))?;
+                Ok(serde_json::Value::Null)
+            }
+        })
+    }))
+    .await
+}

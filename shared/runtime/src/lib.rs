@@ -5,9 +5,12 @@
 //! - [`logging`]: JSON log lines (`init_tracing`) and log capture for tests.
 //! - [`sqs`]: the partial-batch helper for queue functions.
 //! - [`secrets`]: Secrets Manager secrets cached with a TTL.
+//! - [`amazon`]: the SP-API app's credentials, endpoints and client.
 //! - [`env`]: reading configuration from environment variables.
-//! - [`lambda`]: `run_http` / `run_sqs`, the whole of a function's `main` after setup.
+//! - [`lambda`]: `run_http` / `run_sqs` / `run_sqs_or_schedule`, the whole of a function's `main`
+//!   after setup.
 
+pub mod amazon;
 pub mod auth;
 pub mod env;
 pub mod error;

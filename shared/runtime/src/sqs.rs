@@ -277,3 +277,10 @@ mod tests {
         assert!(position("g2-a") < position("g2-b"));
     }
 }
+
+/// Queue bodies of serializable jobs (JSON).
+pub fn to_bodies<T: serde::Serialize>(jobs: &[T]) -> Vec<String> {
+    jobs.iter()
+        .map(|j| serde_json::to_string(j).expect("jobs serialize"))
+        .collect()
+}

@@ -35,7 +35,7 @@ pub struct Paging {
     assignee: Option<String>,
 }
 
-fn limit(raw: Option<&str>) -> ApiResult<i32> {
+pub(crate) fn limit(raw: Option<&str>) -> ApiResult<i32> {
     match raw {
         None => Ok(DEFAULT_PAGE),
         Some(l) => l
@@ -83,7 +83,7 @@ fn message_view(m: &Message) -> Value {
     })
 }
 
-fn conversation_id(raw: &str) -> ApiResult<ConversationId> {
+pub(crate) fn conversation_id(raw: &str) -> ApiResult<ConversationId> {
     ConversationId::parse(raw).ok_or(ApiError::NotFound)
 }
 
@@ -363,6 +363,10 @@ pub async fn link_order(
         .store
         .link_order(&member.merchant, &id, order_ref)
         .await?;
+    // An Amazon order that order sync knows shows the link too (POLICY E9).
+    if let Some(order_id) = ecomdrive_core::amazon::AmazonOrderId::parse(order_ref) {
+        crate::routes::orders::link_order_side(&state, &member, &order_id, &conv).await?;
+    }
     member
         .audit(&state, "conversation.link_order", Some(id.as_str()))
         .await?;

@@ -8,22 +8,21 @@
 use crate::AppState;
 use crate::auth::Member;
 use crate::error::{ApiError, ApiResult};
-use crate::oauth_state::{self, NONCE_COOKIE, STATE_LIFETIME_SECS, StateClaims};
+use crate::oauth_state::STATE_LIFETIME_SECS;
+use crate::routes::oauth_flow;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use ecomdrive_aws::TokenContext;
 use ecomdrive_aws::store::connections::{
-    AUTHORIZATION_LIFETIME, AvailablePage, ConnectionStatus, MessengerAuthorization, OAuthState,
-    PageConnection,
+    AUTHORIZATION_LIFETIME, AvailablePage, ConnectionStatus, MessengerAuthorization, PageConnection,
 };
-use ecomdrive_core::ids::{MerchantId, PageId, UserId};
+use ecomdrive_core::ids::PageId;
 use ecomdrive_core::role::{Action, allows};
 use ecomdrive_platforms::meta::{MESSENGER_WEBHOOK_FIELDS, MetaClient};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 const CALLBACK_PATH: &str = "/oauth/messenger/callback";
@@ -41,45 +40,12 @@ impl AppState {
             self.config.public_base_url.trim_end_matches('/')
         )
     }
-
-    /// The nonce cookie: HttpOnly, SameSite=Lax (it must come back on Meta's top-level redirect),
-    /// scoped to the callback, short-lived; Secure except on plain-HTTP localhost.
-    fn nonce_cookie(&self, value: &str, max_age: i64) -> String {
-        let secure = if self.config.cookie_secure() {
-            "; Secure"
-        } else {
-            ""
-        };
-        format!(
-            "{NONCE_COOKIE}={value}; Path={CALLBACK_PATH}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
-        )
-    }
 }
 
 #[utoipa::path(post, path = "/v1/merchants/{merchant_id}/integrations/messenger/connect", tag = "messenger", params(("merchant_id" = String, Path)), responses((status = 200, description = "`{authorize_url}`: send the browser there; a nonce cookie is set")))]
 pub async fn connect(State(state): State<AppState>, member: Member) -> ApiResult<Response> {
     member.require(Action::ManageIntegrations)?;
-    let secrets = state.secrets.get().await.map_err(ApiError::internal)?;
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    let nonce = oauth_state::random_token();
-    let stored = OAuthState {
-        state_id: oauth_state::random_token(),
-        integration: "messenger".into(),
-        user_id: member.id().clone(),
-        merchant_id: member.merchant.clone(),
-        nonce_hash: oauth_state::nonce_hash(&nonce),
-        expires_at: now + STATE_LIFETIME_SECS,
-    };
-    state.store.save_oauth_state(&stored).await?;
-    let signed = oauth_state::sign(
-        secrets.state_signing_key.expose().as_bytes(),
-        &StateClaims {
-            sid: stored.state_id.clone(),
-            mid: member.merchant.to_string(),
-            sub: member.id().to_string(),
-            exp: stored.expires_at,
-        },
-    );
+    let (signed, nonce) = oauth_flow::start(&state, &member, "messenger").await?;
     let meta = state.meta().await?;
     let url = meta.authorize_url(&state.callback_url(), &signed);
     member
@@ -88,7 +54,7 @@ pub async fn connect(State(state): State<AppState>, member: Member) -> ApiResult
     let mut response = Json(json!({ "authorize_url": url })).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_str(&state.nonce_cookie(&nonce, STATE_LIFETIME_SECS))
+        HeaderValue::from_str(&state.nonce_cookie(CALLBACK_PATH, &nonce, STATE_LIFETIME_SECS))
             .map_err(ApiError::internal)?,
     );
     Ok(response)
@@ -101,21 +67,6 @@ pub struct CallbackQuery {
     error: Option<String>,
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-}
-
-fn refused(detail: &str) -> ApiError {
-    ApiError::BadRequest(format!("the connection could not be completed: {detail}"))
-}
-
 /// Meta's redirect back. Not under `/v1`: the browser arrives here, authenticated by the state
 /// and the nonce cookie, not by a bearer token.
 #[utoipa::path(get, path = "/oauth/messenger/callback", tag = "messenger", responses((status = 200, description = "Authorized; the Pages are listed"), (status = 303, description = "Back to the SPA"), (status = 400, description = "Bad, expired or reused state, or no nonce cookie")))]
@@ -124,52 +75,11 @@ pub async fn callback(
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> ApiResult<Response> {
-    let secrets = state.secrets.get().await.map_err(ApiError::internal)?;
-    let raw_state = q.state.as_deref().ok_or_else(|| refused("missing state"))?;
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    let claims = oauth_state::verify(
-        secrets.state_signing_key.expose().as_bytes(),
-        raw_state,
-        now,
-    )
-    .map_err(|e| refused(&e.to_string()))?;
-    let nonce =
-        cookie(&headers, NONCE_COOKIE).ok_or_else(|| refused("the nonce cookie is missing"))?;
-    // Single use: taken out of the store whatever happens next.
-    let stored = state
-        .store
-        .take_oauth_state(&claims.sid)
-        .await?
-        .ok_or_else(|| refused("the state was already used or is unknown"))?;
-    let nonce_ok: bool = oauth_state::nonce_hash(&nonce)
-        .as_bytes()
-        .ct_eq(stored.nonce_hash.as_bytes())
-        .into();
-    if !nonce_ok
-        || stored.merchant_id.as_str() != claims.mid
-        || stored.user_id.as_str() != claims.sub
-        || stored.integration != "messenger"
-    {
-        return Err(refused("the state does not belong to this browser"));
-    }
-    if stored.expires_at <= now {
-        return Err(refused("the state has expired"));
-    }
+    let (m, user) = oauth_flow::redeem(&state, &headers, q.state.as_deref(), "messenger").await?;
     if let Some(error) = q.error {
-        return Err(refused(&format!("Meta answered {error}")));
+        return Err(oauth_flow::refused(&format!("Meta answered {error}")));
     }
-    let code = q.code.ok_or_else(|| refused("missing code"))?;
-    // The user must still be allowed to manage integrations of that merchant.
-    let m: MerchantId = stored.merchant_id;
-    let user: UserId = stored.user_id;
-    let membership = state
-        .store
-        .membership(&m, &user)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if !allows(membership.role, Action::ManageIntegrations) {
-        return Err(ApiError::Forbidden);
-    }
+    let code = q.code.ok_or_else(|| oauth_flow::refused("missing code"))?;
 
     let meta = state.meta().await?;
     let short = meta
@@ -215,7 +125,7 @@ pub async fn callback(
         .audit(&m, &user, "messenger.authorize", None)
         .await?;
 
-    let clear = state.nonce_cookie("", 0);
+    let clear = state.nonce_cookie(CALLBACK_PATH, "", 0);
     let mut response = match &state.config.spa_origin {
         Some(spa) => Redirect::to(&format!("{}/integrations/messenger?authorized=1", spa.trim_end_matches('/'))).into_response(),
         None => Json(json!({

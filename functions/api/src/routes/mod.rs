@@ -1,3 +1,6 @@
+pub mod amazon;
 pub mod inbox;
 pub mod merchants;
 pub mod messenger;
+pub(crate) mod oauth_flow;
+pub mod orders;

@@ -4,6 +4,7 @@
 //! the partition `MERCHANT#<id>`. The few lookups that must start elsewhere are the *index items*
 //! at the bottom of this file; they hold ids only, never the data itself.
 
+use ecomdrive_core::amazon::{AmazonOrderId, SellingPartnerId};
 use ecomdrive_core::ids::{
     ConversationId, CustomerId, MerchantId, MessageId, Mid, PageId, Psid, UserId,
 };
@@ -81,6 +82,35 @@ pub fn rate_sk(scope: &str, window_start: i64) -> String {
     format!("RATE#{scope}#{window_start}")
 }
 
+// ---- Amazon (POLICY A2, A7, A10, A11) ---------------------------------------------------------
+
+pub const AMAZON_CONNECTION_SK: &str = "AMAZON#CONNECTION";
+pub const AMAZON_SYNC_SK: &str = "AMAZON#SYNC";
+pub const SOLICITATION_SETTINGS_SK: &str = "AMAZON#SOLICITATION_SETTINGS";
+
+pub fn order_sk(o: &AmazonOrderId) -> String {
+    format!("ORDER#{o}")
+}
+pub const ORDER_PREFIX: &str = "ORDER#";
+/// Orders by purchase date: one GSI1 partition per merchant.
+pub fn orders_by_purchase_pk(m: &MerchantId) -> String {
+    format!("MERCHANT#{m}#ORDERS")
+}
+pub fn orders_by_purchase_sk(purchase_ms: i64, o: &AmazonOrderId) -> String {
+    format!("{purchase_ms:015}#{o}")
+}
+
+/// An order's review request: its status, and the claim of whoever is sending it.
+pub fn solicitation_sk(o: &AmazonOrderId) -> String {
+    format!("SOLICIT#{o}")
+}
+pub const SOLICITATION_PREFIX: &str = "SOLICIT#";
+
+/// The token bucket pacing one SP-API operation for the merchant's seller account.
+pub fn pace_sk(operation: &str) -> String {
+    format!("PACE#{operation}")
+}
+
 // ---- the user's partition -----------------------------------------------------------------
 
 pub fn user_pk(u: &UserId) -> String {
@@ -121,6 +151,18 @@ pub fn oauth_state_pk(state_id: &str) -> String {
     format!("OAUTH#{state_id}")
 }
 pub const OAUTH_STATE_SK: &str = "STATE";
+
+/// Every merchant with a live Amazon connection: the scheduled jobs' fan-out list.
+pub const AMAZON_CONNECTED_PK: &str = "AMAZON#CONNECTED";
+pub fn amazon_connected_sk(m: &MerchantId) -> String {
+    format!("MERCHANT#{m}")
+}
+
+/// Selling partner → the merchant that connected it: one merchant per seller account.
+pub fn seller_owner_pk(s: &SellingPartnerId) -> String {
+    format!("SELLER#{s}")
+}
+pub const SELLER_OWNER_SK: &str = "OWNER";
 
 /// The deterministic customer id of a (Page, PSID) within a merchant: the same customer however
 /// often or concurrently their messages arrive.

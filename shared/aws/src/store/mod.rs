@@ -2,6 +2,7 @@
 //!
 //! Every method over merchant data takes a [`MerchantId`]; there is no query without one.
 
+pub mod amazon;
 pub mod audit;
 pub mod connections;
 pub mod inbox;
@@ -217,6 +218,25 @@ impl Store {
             .build()
     }
 
+    pub(crate) fn tx_condition_check(
+        &self,
+        pk: String,
+        sk: String,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> TransactWriteItem {
+        let mut c = aws_sdk_dynamodb::types::ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, sk)))
+            .condition_expression(condition);
+        for (k, v) in values {
+            c = c.expression_attribute_values(k, v);
+        }
+        TransactWriteItem::builder()
+            .condition_check(c.build().expect("table, key and condition are set"))
+            .build()
+    }
+
     pub(crate) async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
@@ -283,6 +303,10 @@ pub(crate) enum CursorScope<'a> {
     Conversations,
     /// The messages of one conversation.
     Messages(&'a ecomdrive_core::ids::ConversationId),
+    /// A merchant's orders by purchase date (GSI1).
+    Orders,
+    /// A merchant's review requests by order id.
+    Solicitations,
 }
 
 /// Reads a cursor back, refusing one that another merchant's (or another listing's) query made:
@@ -311,6 +335,15 @@ pub(crate) fn decode_cursor(
             }
             CursorScope::Messages(conversation) => {
                 plain.len() == 2 && sk.starts_with(&keys::messages_prefix(conversation))
+            }
+            CursorScope::Orders => {
+                plain.len() == 4
+                    && sk.starts_with(keys::ORDER_PREFIX)
+                    && get(keys::GSI1PK) == Some(keys::orders_by_purchase_pk(merchant).as_str())
+                    && get(keys::GSI1SK).is_some()
+            }
+            CursorScope::Solicitations => {
+                plain.len() == 2 && sk.starts_with(keys::SOLICITATION_PREFIX)
             }
         };
     if !fits {

@@ -1,0 +1,189 @@
+//! `order-sync` (POLICY A10): keeps each connected merchant's Amazon orders in the store.
+//!
+//! Two triggers: an hourly schedule fans out one queue message per connected merchant, and the
+//! queue (also fed once right after a merchant connects) syncs one merchant. A sync is
+//! incremental by `LastUpdatedAfter`, starting an overlap before where the last one ended, reads
+//! every page, and upserts orders so that older facts never replace newer ones. Nothing is
+//! fetched for a merchant without a live connection (POLICY A2).
+
+use aws_lambda_events::event::sqs::SqsMessage;
+use ecomdrive_aws::store::amazon::SyncState;
+use ecomdrive_aws::{AwsError, Queue, Store, TokenContext, TokenVault};
+use ecomdrive_core::amazon::AmazonOrderId;
+use ecomdrive_core::amazon::jobs::MerchantJob;
+use ecomdrive_core::amazon::order::{AmazonOrderFacts, FulfillmentChannel, Money, OrderStatus};
+use ecomdrive_platforms::PlatformError;
+use ecomdrive_platforms::amazon::{AmazonOrder, OrdersQuery};
+use ecomdrive_runtime::amazon::AmazonApi;
+use ecomdrive_runtime::sqs::to_bodies;
+use time::{Duration, OffsetDateTime};
+
+/// Each sync starts this long before where the last one ended: orders Amazon updates with a
+/// slightly older `LastUpdateDate` than our watermark are not missed.
+pub const OVERLAP: Duration = Duration::minutes(15);
+/// The first sync reaches back this far: every order still inside Amazon's review window.
+pub const BACKFILL: Duration = Duration::days(60);
+/// Amazon refuses a `LastUpdatedAfter` later than two minutes ago.
+const AMAZON_LAG: Duration = Duration::minutes(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("the record is not a merchant job: {0}")]
+    BadRecord(String),
+    #[error(transparent)]
+    Store(#[from] AwsError),
+    #[error("Amazon: {0}")]
+    Amazon(#[from] PlatformError),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+#[derive(Clone)]
+pub struct OrderSync {
+    pub store: Store,
+    pub vault: TokenVault,
+    pub amazon: AmazonApi,
+    /// The order-sync queue (the fan-out writes to it).
+    pub queue: Queue,
+}
+
+/// What one merchant's sync did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncOutcome {
+    Synced {
+        orders: u64,
+        written: u64,
+    },
+    /// The job's connection is gone or was replaced: nothing fetched.
+    NotConnected,
+    /// LWA refused the refresh token: the connection is marked for a reconnect.
+    TokenRefused,
+}
+
+impl OrderSync {
+    /// The schedule's fan-out: one message per merchant with a live connection.
+    pub async fn fan_out(&self) -> Result<usize, SyncError> {
+        let jobs = self.store.live_amazon_jobs().await?;
+        let n = jobs.len();
+        self.queue.send_all(to_bodies(&jobs)).await?;
+        tracing::info!(merchants = n, "order sync fanned out");
+        Ok(n)
+    }
+
+    pub async fn handle_record(&self, record: SqsMessage) -> Result<(), SyncError> {
+        let job: MerchantJob = serde_json::from_str(record.body.as_deref().unwrap_or_default())
+            .map_err(|e| SyncError::BadRecord(e.to_string()))?;
+        let outcome = self.sync(&job, OffsetDateTime::now_utc()).await?;
+        tracing::info!(merchant_id = %job.merchant_id, ?outcome, "order sync done");
+        Ok(())
+    }
+
+    pub async fn sync(
+        &self,
+        job: &MerchantJob,
+        now: OffsetDateTime,
+    ) -> Result<SyncOutcome, SyncError> {
+        let m = &job.merchant_id;
+        let Some(conn) = self.store.amazon_connection(m).await? else {
+            return Ok(SyncOutcome::NotConnected);
+        };
+        if conn.connection_id != job.connection_id || !conn.token_valid {
+            return Ok(SyncOutcome::NotConnected);
+        }
+        let refresh = self
+            .vault
+            .open(
+                &TokenContext::amazon_seller(m, &conn.selling_partner_id),
+                &conn.refresh_token_ciphertext,
+            )
+            .await?;
+        let client = self
+            .amazon
+            .client()
+            .await
+            .map_err(|e| SyncError::Config(e.to_string()))?;
+        let until = now - AMAZON_LAG;
+        let since = match self.store.sync_state(m).await? {
+            Some(s) => s.synced_until - OVERLAP,
+            None => now - BACKFILL,
+        }
+        .min(until);
+        let (mut orders, mut written) = (0u64, 0u64);
+        let mut next_token = None;
+        loop {
+            let query = OrdersQuery {
+                marketplace_ids: vec![conn.marketplace_id.clone()],
+                last_updated_after: since,
+                next_token: next_token.take(),
+            };
+            let page = match client.get_orders(&refresh, &query).await {
+                Ok(p) => p,
+                Err(PlatformError::Lwa { error, .. }) if error == "invalid_grant" => {
+                    self.store
+                        .mark_amazon_token_invalid(m, &conn.connection_id)
+                        .await?;
+                    return Ok(SyncOutcome::TokenRefused);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            for order in &page.orders {
+                orders += 1;
+                match order_facts(order) {
+                    Some(facts) => {
+                        if self.store.upsert_order(m, &facts).await? {
+                            written += 1;
+                        }
+                    }
+                    None => tracing::warn!("an order Amazon sent could not be read; skipped"),
+                }
+            }
+            match page.next_token {
+                Some(t) => next_token = Some(t),
+                None => break,
+            }
+        }
+        self.store
+            .save_sync_state(
+                m,
+                &conn.connection_id,
+                &SyncState {
+                    synced_until: until,
+                    last_run_at: now,
+                    orders_seen: orders,
+                },
+            )
+            .await
+            .or_else(|e| match e {
+                // Disconnected while syncing: the watermark goes with the connection.
+                AwsError::Conflict(_) => Ok(()),
+                other => Err(other),
+            })?;
+        Ok(SyncOutcome::Synced { orders, written })
+    }
+}
+
+/// Amazon's order as EcomDrive keeps it; `None` for an order we cannot identify.
+pub fn order_facts(o: &AmazonOrder) -> Option<AmazonOrderFacts> {
+    Some(AmazonOrderFacts {
+        order_id: AmazonOrderId::parse(&o.amazon_order_id)?,
+        marketplace_id: o.marketplace_id.clone()?,
+        status: OrderStatus::parse(&o.order_status),
+        fulfillment_channel: match o.fulfillment_channel.as_deref() {
+            Some("AFN") => Some(FulfillmentChannel::Amazon),
+            Some("MFN") => Some(FulfillmentChannel::Merchant),
+            _ => None,
+        },
+        purchase_date: o.purchase_date,
+        last_update_date: o.last_update_date,
+        earliest_delivery_date: o.earliest_delivery_date,
+        latest_delivery_date: o.latest_delivery_date,
+        is_replacement_order: o.is_replacement_order.unwrap_or(false),
+        replaced_order_id: o.replaced_order_id.clone(),
+        total: o.order_total.as_ref().and_then(|t| {
+            Some(Money {
+                currency: t.currency_code.clone(),
+                amount: t.amount.parse().ok()?,
+            })
+        }),
+    })
+}

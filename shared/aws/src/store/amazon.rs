@@ -1,0 +1,841 @@
+//! Amazon in the store (POLICY A2, A7, A10, A11): the seller connection (refresh token as KMS
+//! ciphertext only), synced orders, each order's review request and the merchant's settings, the
+//! order-sync watermark and the per-seller pacing buckets.
+//!
+//! The review request of an order is sent at most once, ever: a sender first *claims* the
+//! record (conditional write, with a lease), marks an attempt as started before calling Amazon,
+//! and finishes the record only while it still holds the claim. An attempt whose answer was lost
+//! stays marked (`unanswered_attempt`), so the next sender asks Amazon before doing anything.
+
+use super::{CursorScope, Page, Store, StoreResult, decode_cursor, encode_cursor, keys, now_ms};
+use crate::AwsError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use ecomdrive_core::amazon::jobs::MerchantJob;
+use ecomdrive_core::amazon::order::{AmazonOrderFacts, Order, OrderItem, OrderMarks};
+use ecomdrive_core::amazon::pacing::{Rate, TokenBucket};
+use ecomdrive_core::amazon::solicitation::{SolicitationSettings, SolicitationStatus};
+use ecomdrive_core::amazon::{AmazonOrderId, SellingPartnerId, iso_date};
+use ecomdrive_core::ids::{AmazonConnectionId, ConversationId, CustomerId, MerchantId, UserId};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use time::{Date, OffsetDateTime};
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// A merchant's live Amazon connection. Deleted (token and all) on disconnect.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AmazonConnection {
+    pub merchant_id: MerchantId,
+    /// Changes on every connect: queued jobs of an older connection do nothing.
+    pub connection_id: AmazonConnectionId,
+    pub selling_partner_id: SellingPartnerId,
+    pub marketplace_id: String,
+    /// KMS ciphertext (base64) of the LWA refresh token, bound to merchant and selling partner.
+    pub refresh_token_ciphertext: String,
+    /// False once LWA refused the refresh token: the merchant must connect again.
+    #[serde(default = "yes")]
+    pub token_valid: bool,
+    pub connected_by: UserId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub connected_at: OffsetDateTime,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Serialize, Deserialize)]
+struct MerchantRef {
+    merchant_id: MerchantId,
+}
+
+/// Where the last order sync got to.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyncState {
+    /// The next sync asks for orders updated after this (minus an overlap).
+    #[serde(with = "time::serde::rfc3339")]
+    pub synced_until: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_run_at: OffsetDateTime,
+    pub orders_seen: u64,
+}
+
+/// One order's review request as stored.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Solicitation {
+    pub order_id: AmazonOrderId,
+    pub marketplace_id: String,
+    pub status: SolicitationStatus,
+    pub reason: Option<String>,
+    /// The marketplace day planned for (scheduled) or the day of the last change.
+    #[serde(with = "iso_date::option", default)]
+    pub day: Option<Date>,
+    /// The marketplace day Amazon last said "not today".
+    #[serde(with = "iso_date::option", default)]
+    pub not_eligible_on: Option<Date>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub sent_at: Option<OffsetDateTime>,
+    /// An attempt reached (or may have reached) Amazon without an answer we saw.
+    #[serde(default)]
+    pub unanswered_attempt: bool,
+    /// The sender holding the record, and since when (unix ms).
+    pub claim_token: Option<String>,
+    pub claimed_at_ms: Option<i64>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// How a sender ends its claim.
+#[derive(Clone, Debug)]
+pub struct SolicitationOutcome {
+    pub status: SolicitationStatus,
+    pub reason: Option<String>,
+    pub day: Date,
+    pub not_eligible_on: Option<Date>,
+    pub sent_at: Option<OffsetDateTime>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct OrderFilter {
+    pub status: Option<String>,
+    pub marketplace_id: Option<String>,
+}
+
+impl Store {
+    // ---- connection ---------------------------------------------------------------------
+
+    /// Stores a new connection (replacing the merchant's previous one) and lists the merchant
+    /// for the scheduled jobs. A seller account another merchant holds is refused.
+    pub async fn connect_amazon(&self, conn: &AmazonConnection) -> StoreResult<()> {
+        let m = &conn.merchant_id;
+        let mut owner = self.tx_put(
+            Self::item(
+                "amazon_seller_owner_index",
+                keys::seller_owner_pk(&conn.selling_partner_id),
+                keys::SELLER_OWNER_SK.into(),
+                &MerchantRef {
+                    merchant_id: m.clone(),
+                },
+            )?,
+            Some("attribute_not_exists(PK) OR merchant_id = :m"),
+        );
+        if let Some(p) = owner.put.as_mut() {
+            p.expression_attribute_values = Some([(":m".to_owned(), s(m.as_str()))].into());
+        }
+        let mut tx = vec![
+            owner,
+            self.tx_put(
+                Self::item(
+                    "amazon_connection",
+                    keys::merchant_pk(m),
+                    keys::AMAZON_CONNECTION_SK.into(),
+                    conn,
+                )?,
+                None,
+            ),
+            self.tx_put(
+                Self::item(
+                    "amazon_connected_index",
+                    keys::AMAZON_CONNECTED_PK.into(),
+                    keys::amazon_connected_sk(m),
+                    &MerchantRef {
+                        merchant_id: m.clone(),
+                    },
+                )?,
+                None,
+            ),
+        ];
+        // A merchant switching seller accounts releases the old one.
+        if let Some(old) = self.amazon_connection(m).await?
+            && old.selling_partner_id != conn.selling_partner_id
+        {
+            tx.push(self.tx_delete(
+                keys::seller_owner_pk(&old.selling_partner_id),
+                keys::SELLER_OWNER_SK.into(),
+                false,
+            ));
+        }
+        self.transact(tx, "seller account connected to another merchant")
+            .await
+    }
+
+    pub async fn amazon_connection(&self, m: &MerchantId) -> StoreResult<Option<AmazonConnection>> {
+        self.get(keys::merchant_pk(m), keys::AMAZON_CONNECTION_SK.into())
+            .await
+    }
+
+    /// Disconnects: the token is deleted at once with the connection, the merchant leaves the
+    /// scheduled jobs' list, and every queued job of this connection finds it gone.
+    pub async fn disconnect_amazon(&self, m: &MerchantId) -> StoreResult<Option<AmazonConnection>> {
+        let Some(conn) = self.amazon_connection(m).await? else {
+            return Ok(None);
+        };
+        let mut release = self.tx_delete(
+            keys::seller_owner_pk(&conn.selling_partner_id),
+            keys::SELLER_OWNER_SK.into(),
+            false,
+        );
+        if let Some(d) = release.delete.as_mut() {
+            d.condition_expression = Some("attribute_not_exists(PK) OR merchant_id = :m".into());
+            d.expression_attribute_values = Some([(":m".to_owned(), s(m.as_str()))].into());
+        }
+        let tx = vec![
+            self.tx_delete(
+                keys::merchant_pk(m),
+                keys::AMAZON_CONNECTION_SK.into(),
+                false,
+            ),
+            self.tx_delete(
+                keys::AMAZON_CONNECTED_PK.into(),
+                keys::amazon_connected_sk(m),
+                false,
+            ),
+            self.tx_delete(keys::merchant_pk(m), keys::AMAZON_SYNC_SK.into(), false),
+            release,
+        ];
+        self.transact(tx, "connection changed meanwhile").await?;
+        Ok(Some(conn))
+    }
+
+    /// LWA refused the refresh token (revoked by the seller, or expired): keep the connection
+    /// visible as needing a reconnect, and stop using it.
+    pub async fn mark_amazon_token_invalid(
+        &self,
+        m: &MerchantId,
+        connection: &AmazonConnectionId,
+    ) -> StoreResult<()> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::merchant_pk(m),
+                keys::AMAZON_CONNECTION_SK,
+            )))
+            .update_expression("SET token_valid = :f")
+            .condition_expression("connection_id = :c")
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
+            .expression_attribute_values(":c", s(connection.as_str()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if super::is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(AwsError::dynamo(e)),
+        }
+    }
+
+    /// Every merchant with a live Amazon connection (the scheduled jobs' fan-out).
+    pub async fn amazon_connected_merchants(&self) -> StoreResult<Vec<MerchantId>> {
+        self.query_prefix(keys::AMAZON_CONNECTED_PK.into(), "MERCHANT#", usize::MAX)
+            .await?
+            .into_iter()
+            .map(|i| Self::parse::<MerchantRef>(i).map(|r| r.merchant_id))
+            .collect()
+    }
+
+    /// A job for every merchant whose connection is live (the schedules' fan-outs).
+    pub async fn live_amazon_jobs(&self) -> StoreResult<Vec<MerchantJob>> {
+        let mut jobs = Vec::new();
+        for m in self.amazon_connected_merchants().await? {
+            if let Some(conn) = self.amazon_connection(&m).await?
+                && conn.token_valid
+            {
+                jobs.push(MerchantJob {
+                    merchant_id: m,
+                    connection_id: conn.connection_id,
+                });
+            }
+        }
+        Ok(jobs)
+    }
+
+    pub async fn sync_state(&self, m: &MerchantId) -> StoreResult<Option<SyncState>> {
+        self.get(keys::merchant_pk(m), keys::AMAZON_SYNC_SK.into())
+            .await
+    }
+
+    /// Saves the sync watermark, only while the connection it was made with is still current.
+    pub async fn save_sync_state(
+        &self,
+        m: &MerchantId,
+        connection: &AmazonConnectionId,
+        state: &SyncState,
+    ) -> StoreResult<()> {
+        let tx = vec![
+            self.tx_put(
+                Self::item(
+                    "amazon_sync_state",
+                    keys::merchant_pk(m),
+                    keys::AMAZON_SYNC_SK.into(),
+                    state,
+                )?,
+                None,
+            ),
+            self.tx_condition_check(
+                keys::merchant_pk(m),
+                keys::AMAZON_CONNECTION_SK.into(),
+                "connection_id = :c",
+                vec![(":c", s(connection.as_str()))],
+            ),
+        ];
+        self.transact(tx, "disconnected meanwhile").await
+    }
+
+    // ---- orders ---------------------------------------------------------------------------
+
+    /// Writes Amazon's facts of an order, never replacing newer facts with older ones, and
+    /// never touching what the merchant added (marks, links, items). True when written.
+    pub async fn upsert_order(
+        &self,
+        m: &MerchantId,
+        facts: &AmazonOrderFacts,
+    ) -> StoreResult<bool> {
+        let fields: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(facts).map_err(|e| AwsError::Corrupt(e.to_string()))?;
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut sets = Vec::new();
+        for (i, (k, v)) in fields.into_iter().enumerate() {
+            names.insert(format!("#f{i}"), k);
+            values.insert(format!(":f{i}"), v);
+            sets.push(format!("#f{i} = :f{i}"));
+        }
+        let updated_ms = now_ms(facts.last_update_date);
+        let now = OffsetDateTime::now_utc();
+        for (k, v) in [
+            ("last_update_ms", n(updated_ms)),
+            ("synced_at", s(rfc3339(now))),
+            (keys::KIND, s("order")),
+            (keys::GSI1PK, s(keys::orders_by_purchase_pk(m))),
+            (
+                keys::GSI1SK,
+                s(keys::orders_by_purchase_sk(
+                    now_ms(facts.purchase_date),
+                    &facts.order_id,
+                )),
+            ),
+        ] {
+            let i = names.len();
+            names.insert(format!("#f{i}"), k.to_owned());
+            values.insert(format!(":f{i}"), v);
+            sets.push(format!("#f{i} = :f{i}"));
+        }
+        values.insert(":updated".into(), n(updated_ms));
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::merchant_pk(m),
+                keys::order_sk(&facts.order_id),
+            )))
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression("attribute_not_exists(PK) OR last_update_ms <= :updated")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if super::is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(AwsError::dynamo(e)),
+        }
+    }
+
+    pub async fn order(&self, m: &MerchantId, id: &AmazonOrderId) -> StoreResult<Option<Order>> {
+        self.get(keys::merchant_pk(m), keys::order_sk(id)).await
+    }
+
+    /// Every order of the merchant (the scheduler's input), in sort-key order.
+    pub async fn all_orders(&self, m: &MerchantId) -> StoreResult<Vec<Order>> {
+        self.query_prefix(keys::merchant_pk(m), keys::ORDER_PREFIX, usize::MAX)
+            .await?
+            .into_iter()
+            .map(Self::parse)
+            .collect()
+    }
+
+    /// Orders, most recent purchase first.
+    pub async fn list_orders(
+        &self,
+        m: &MerchantId,
+        filter: &OrderFilter,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> StoreResult<Page<Order>> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", s(keys::orders_by_purchase_pk(m)))
+            .scan_index_forward(false)
+            .limit(limit)
+            .set_exclusive_start_key(
+                cursor
+                    .map(|c| decode_cursor(c, m, CursorScope::Orders))
+                    .transpose()?,
+            );
+        let mut conditions = Vec::new();
+        if let Some(st) = &filter.status {
+            conditions.push("#s = :status");
+            q = q
+                .expression_attribute_names("#s", "status")
+                .expression_attribute_values(":status", s(st));
+        }
+        if let Some(mp) = &filter.marketplace_id {
+            conditions.push("marketplace_id = :mp");
+            q = q.expression_attribute_values(":mp", s(mp));
+        }
+        if !conditions.is_empty() {
+            q = q.filter_expression(conditions.join(" AND "));
+        }
+        let out = q.send().await.map_err(AwsError::dynamo)?;
+        Ok(Page {
+            items: out
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .map(Self::parse)
+                .collect::<StoreResult<_>>()?,
+            next_cursor: out.last_evaluated_key.as_ref().and_then(encode_cursor),
+        })
+    }
+
+    pub async fn set_order_marks(
+        &self,
+        m: &MerchantId,
+        id: &AmazonOrderId,
+        marks: &OrderMarks,
+    ) -> StoreResult<Order> {
+        let marks = serde_dynamo::to_attribute_value(marks)
+            .map_err(|e| AwsError::Corrupt(e.to_string()))?;
+        self.update_order(m, id, "SET marks = :v", vec![(":v", marks)])
+            .await
+    }
+
+    pub async fn set_order_items(
+        &self,
+        m: &MerchantId,
+        id: &AmazonOrderId,
+        items: &[OrderItem],
+    ) -> StoreResult<Order> {
+        let items = serde_dynamo::to_attribute_value(items)
+            .map_err(|e| AwsError::Corrupt(e.to_string()))?;
+        self.update_order(m, id, "SET #items = :v", vec![(":v", items)])
+            .await
+    }
+
+    /// POLICY E9: an order linked to a conversation shows the conversation and its customer.
+    pub async fn link_order_to_conversation(
+        &self,
+        m: &MerchantId,
+        id: &AmazonOrderId,
+        conversation: &ConversationId,
+        customer: &CustomerId,
+    ) -> StoreResult<Option<Order>> {
+        let Some(order) = self.order(m, id).await? else {
+            return Ok(None);
+        };
+        let mut sets = Vec::new();
+        let mut values = Vec::new();
+        if !order.conversation_ids.contains(conversation) {
+            sets.push(
+                "conversation_ids = list_append(if_not_exists(conversation_ids, :empty), :c)",
+            );
+            values.push((":c", AttributeValue::L(vec![s(conversation.as_str())])));
+        }
+        if !order.customer_ids.contains(customer) {
+            sets.push("customer_ids = list_append(if_not_exists(customer_ids, :empty), :u)");
+            values.push((":u", AttributeValue::L(vec![s(customer.as_str())])));
+        }
+        if sets.is_empty() {
+            return Ok(Some(order));
+        }
+        values.push((":empty", AttributeValue::L(vec![])));
+        let expr = format!("SET {}", sets.join(", "));
+        self.update_order(m, id, &expr, values).await.map(Some)
+    }
+
+    async fn update_order(
+        &self,
+        m: &MerchantId,
+        id: &AmazonOrderId,
+        expression: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> StoreResult<Order> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::merchant_pk(m), keys::order_sk(id))))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(PK)")
+            .return_values(ReturnValue::AllNew);
+        if expression.contains("#items") {
+            req = req.expression_attribute_names("#items", "items");
+        }
+        for (k, v) in values {
+            req = req.expression_attribute_values(k, v);
+        }
+        match req.send().await {
+            Ok(out) => Self::parse(out.attributes.unwrap_or_default()),
+            Err(e) if super::is_condition_failed(&e) => Err(AwsError::NotFound),
+            Err(e) => Err(AwsError::dynamo(e)),
+        }
+    }
+
+    // ---- settings ---------------------------------------------------------------------------
+
+    /// The merchant's settings; the defaults (requests off) until the merchant saves some.
+    pub async fn solicitation_settings(&self, m: &MerchantId) -> StoreResult<SolicitationSettings> {
+        Ok(self
+            .get(keys::merchant_pk(m), keys::SOLICITATION_SETTINGS_SK.into())
+            .await?
+            .unwrap_or_default())
+    }
+
+    pub async fn save_solicitation_settings(
+        &self,
+        m: &MerchantId,
+        settings: &SolicitationSettings,
+    ) -> StoreResult<()> {
+        self.put(Self::item(
+            "solicitation_settings",
+            keys::merchant_pk(m),
+            keys::SOLICITATION_SETTINGS_SK.into(),
+            settings,
+        )?)
+        .await
+    }
+
+    // ---- review requests ----------------------------------------------------------------------
+
+    pub async fn solicitation(
+        &self,
+        m: &MerchantId,
+        id: &AmazonOrderId,
+    ) -> StoreResult<Option<Solicitation>> {
+        self.get(keys::merchant_pk(m), keys::solicitation_sk(id))
+            .await
+    }
+
+    pub async fn all_solicitations(&self, m: &MerchantId) -> StoreResult<Vec<Solicitation>> {
+        self.query_prefix(keys::merchant_pk(m), keys::SOLICITATION_PREFIX, usize::MAX)
+            .await?
+            .into_iter()
+            .map(Self::parse)
+            .collect()
+    }
+
+    /// The per-order list, by order id, optionally of one status.
+    pub async fn list_solicitations(
+        &self,
+        m: &MerchantId,
+        status: Option<SolicitationStatus>,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> StoreResult<Page<Solicitation>> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :p)")
+            .expression_attribute_values(":pk", s(keys::merchant_pk(m)))
+            .expression_attribute_values(":p", s(keys::SOLICITATION_PREFIX))
+            .limit(limit)
+            .set_exclusive_start_key(
+                cursor
+                    .map(|c| decode_cursor(c, m, CursorScope::Solicitations))
+                    .transpose()?,
+            );
+        if let Some(st) = status {
+            q = q
+                .filter_expression("#s = :status")
+                .expression_attribute_names("#s", "status")
+                .expression_attribute_values(":status", s(st.as_str()));
+        }
+        let out = q.send().await.map_err(AwsError::dynamo)?;
+        Ok(Page {
+            items: out
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .map(Self::parse)
+                .collect::<StoreResult<_>>()?,
+            next_cursor: out.last_evaluated_key.as_ref().and_then(encode_cursor),
+        })
+    }
+
+    /// The scheduler's verdict. Never overwrites a final status or a record a sender holds;
+    /// false when it did not write.
+    pub async fn record_solicitation_decision(
+        &self,
+        m: &MerchantId,
+        record: &Solicitation,
+    ) -> StoreResult<bool> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::merchant_pk(m),
+                keys::solicitation_sk(&record.order_id),
+            )))
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#d", "day")
+            .expression_attribute_values(":s", s(record.status.as_str()))
+            .expression_attribute_values(":mp", s(record.marketplace_id.as_str()))
+            .expression_attribute_values(":o", s(record.order_id.as_str()))
+            .expression_attribute_values(":now", s(rfc3339(record.updated_at)))
+            .expression_attribute_values(":kind", s("solicitation"))
+            .expression_attribute_values(":sent", s(SolicitationStatus::Sent.as_str()))
+            .expression_attribute_values(":failed", s(SolicitationStatus::Failed.as_str()))
+            .condition_expression(
+                "attribute_not_exists(PK) OR (NOT #s IN (:sent, :failed) AND attribute_not_exists(claim_token))",
+            );
+        let mut sets = vec![
+            "#s = :s",
+            "marketplace_id = :mp",
+            "order_id = :o",
+            "updated_at = :now",
+            "kind = :kind",
+        ];
+        let mut removes = Vec::new();
+        match &record.reason {
+            Some(r) => {
+                sets.push("reason = :r");
+                req = req.expression_attribute_values(":r", s(r.as_str()));
+            }
+            None => removes.push("reason"),
+        }
+        match record.day {
+            Some(d) => {
+                sets.push("#d = :d");
+                req = req.expression_attribute_values(":d", s(d.to_string()));
+            }
+            None => removes.push("#d"),
+        }
+        let mut expr = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        match req.update_expression(expr).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if super::is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(AwsError::dynamo(e)),
+        }
+    }
+
+    /// Claims the order's request for one sender. `None` when it is not claimable: final,
+    /// excluded meanwhile, or held by another sender whose lease has not run out.
+    pub async fn claim_solicitation(
+        &self,
+        m: &MerchantId,
+        id: &AmazonOrderId,
+        token: &str,
+        now: OffsetDateTime,
+        lease: time::Duration,
+    ) -> StoreResult<Option<Solicitation>> {
+        let now_ms = now_ms(now);
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::merchant_pk(m),
+                keys::solicitation_sk(id),
+            )))
+            .update_expression("SET claim_token = :t, claimed_at_ms = :now")
+            .condition_expression(
+                "#s IN (:scheduled, :not_eligible) AND (attribute_not_exists(claim_token) OR claimed_at_ms < :stale)",
+            )
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":t", s(token))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":stale", n(now_ms - lease.whole_milliseconds() as i64))
+            .expression_attribute_values(":scheduled", s(SolicitationStatus::Scheduled.as_str()))
+            .expression_attribute_values(":not_eligible", s(SolicitationStatus::NotEligible.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match res {
+            Ok(out) => Self::parse(out.attributes.unwrap_or_default()).map(Some),
+            Err(e) if super::is_condition_failed(&e) => Ok(None),
+            Err(e) => Err(AwsError::dynamo(e)),
+        }
+    }
+
+    /// Written right before the request goes to Amazon: from here on, a lost answer means
+    /// "maybe sent", and the next sender asks Amazon first.
+    pub async fn mark_solicitation_attempt(
+        &self,
+        m: &MerchantId,
+        id: &AmazonOrderId,
+        token: &str,
+    ) -> StoreResult<()> {
+        self.update_claimed(
+            m,
+            id,
+            token,
+            "SET unanswered_attempt = :y",
+            vec![(":y", AttributeValue::Bool(true))],
+        )
+        .await
+    }
+
+    /// Lets go of the claim without deciding (Amazon busy, answer lost): the queue retries.
+    pub async fn release_solicitation(
+        &self,
+        m: &MerchantId,
+        id: &AmazonOrderId,
+        token: &str,
+        attempt_unanswered: bool,
+    ) -> StoreResult<()> {
+        self.update_claimed(
+            m,
+            id,
+            token,
+            "SET unanswered_attempt = :u REMOVE claim_token, claimed_at_ms",
+            vec![(":u", AttributeValue::Bool(attempt_unanswered))],
+        )
+        .await
+    }
+
+    /// Ends the claim with the outcome.
+    pub async fn finish_solicitation(
+        &self,
+        m: &MerchantId,
+        id: &AmazonOrderId,
+        token: &str,
+        outcome: &SolicitationOutcome,
+    ) -> StoreResult<()> {
+        let mut sets = vec![
+            "#s = :s",
+            "#d = :d",
+            "updated_at = :now",
+            "unanswered_attempt = :f",
+        ];
+        let mut removes = vec!["claim_token", "claimed_at_ms"];
+        let mut values = vec![
+            (":s", s(outcome.status.as_str())),
+            (":d", s(outcome.day.to_string())),
+            (":now", s(rfc3339(OffsetDateTime::now_utc()))),
+            (":f", AttributeValue::Bool(false)),
+        ];
+        match &outcome.reason {
+            Some(r) => {
+                sets.push("reason = :r");
+                values.push((":r", s(r.as_str())));
+            }
+            None => removes.push("reason"),
+        }
+        if let Some(d) = outcome.not_eligible_on {
+            sets.push("not_eligible_on = :ne");
+            values.push((":ne", s(d.to_string())));
+        }
+        if let Some(t) = outcome.sent_at {
+            sets.push("sent_at = :sent");
+            values.push((":sent", s(rfc3339(t))));
+        }
+        let expr = format!("SET {} REMOVE {}", sets.join(", "), removes.join(", "));
+        self.update_claimed(m, id, token, &expr, values).await
+    }
+
+    async fn update_claimed(
+        &self,
+        m: &MerchantId,
+        id: &AmazonOrderId,
+        token: &str,
+        expression: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> StoreResult<()> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::merchant_pk(m),
+                keys::solicitation_sk(id),
+            )))
+            .update_expression(expression)
+            .condition_expression("claim_token = :token")
+            .expression_attribute_values(":token", s(token));
+        if expression.contains("#s") {
+            req = req.expression_attribute_names("#s", "status");
+        }
+        if expression.contains("#d") {
+            req = req.expression_attribute_names("#d", "day");
+        }
+        for (k, v) in values {
+            req = req.expression_attribute_values(k, v);
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if super::is_condition_failed(&e) => {
+                Err(AwsError::Conflict("the claim was lost to another sender"))
+            }
+            Err(e) => Err(AwsError::dynamo(e)),
+        }
+    }
+
+    // ---- pacing -----------------------------------------------------------------------------
+
+    /// Takes one request's token from the merchant's bucket for `operation`, shared by every
+    /// Lambda instance: `Ok` to go now, `Err(ms)` to wait that long first.
+    pub async fn take_pace_token(
+        &self,
+        m: &MerchantId,
+        operation: &str,
+        rate: Rate,
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<(), u64>> {
+        let now = now_ms(now);
+        for _ in 0..10 {
+            let current: Option<TokenBucket> = self
+                .get(keys::merchant_pk(m), keys::pace_sk(operation))
+                .await?;
+            let start = current.unwrap_or(TokenBucket::full(rate, now));
+            let next = match start.take(rate, now) {
+                Ok(next) => next,
+                Err(wait) => return Ok(Err(wait)),
+            };
+            let mut req = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(Self::item(
+                    "pace",
+                    keys::merchant_pk(m),
+                    keys::pace_sk(operation),
+                    &next,
+                )?));
+            req = match current {
+                None => req.condition_expression("attribute_not_exists(PK)"),
+                Some(b) => req
+                    .condition_expression("at_ms = :at AND milli_tokens = :mt")
+                    .expression_attribute_values(":at", n(b.at_ms))
+                    .expression_attribute_values(":mt", n(b.milli_tokens)),
+            };
+            match req.send().await {
+                Ok(_) => return Ok(Ok(())),
+                Err(e) if super::is_condition_failed(&e) => continue,
+                Err(e) => return Err(AwsError::dynamo(e)),
+            }
+        }
+        // Ten others took tokens meanwhile: certainly worth waiting a little.
+        Ok(Err(200))
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,25 @@
+//! The queue messages between the Amazon functions. Each names the connection it was made for:
+//! after a disconnect (or a reconnect) the connection differs and the job does nothing.
+
+use super::AmazonOrderId;
+use crate::ids::{AmazonConnectionId, MerchantId};
+use serde::{Deserialize, Serialize};
+use time::Date;
+
+/// Sync one merchant's orders (`order-sync`), or plan its review requests (`solicitation-scheduler`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MerchantJob {
+    pub merchant_id: MerchantId,
+    pub connection_id: AmazonConnectionId,
+}
+
+/// Request a review for one order (`solicitation-sender`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SolicitationJob {
+    pub merchant_id: MerchantId,
+    pub connection_id: AmazonConnectionId,
+    pub order_id: AmazonOrderId,
+    /// The marketplace day the scheduler planned it for.
+    #[serde(with = "super::iso_date")]
+    pub planned_on: Date,
+}
