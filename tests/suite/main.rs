@@ -2,6 +2,7 @@
 //! emulator through the real SDK clients, with its own resources (`support::fresh_resources`) or
 //! its own whole stack (`support::stack`), so tests run in parallel.
 
+mod amazon_connect;
 mod connect;
 mod events;
 mod inbox_flow;

@@ -65,7 +65,17 @@ pub fn fake_meta_secret() -> serde_json::Value {
 pub async fn fresh_resources() -> Resources {
     let sdk = sdk().await;
     let prefix = format!("t{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
-    let secrets = BTreeMap::from([("MetaAppSecret".to_string(), fake_meta_secret())]);
+    let secrets = BTreeMap::from([
+        ("MetaAppSecret".to_string(), fake_meta_secret()),
+        (
+            "AmazonAppSecret".to_string(),
+            serde_json::json!({
+                "application_id": "amzn1.sp.solution.test-fake",
+                "client_id": "amzn1.application-oa2-client.testfake",
+                "client_secret": "test-fake-lwa-secret",
+            }),
+        ),
+    ]);
     let template = provision::template_path(&provision::repo_root());
     provision::provision(&sdk, &template, &prefix, &secrets)
         .await
@@ -271,12 +281,22 @@ impl TestStack {
 
 /// Polls `probe` until it gives a value, for at most 20 seconds (the queue pollers run in the
 /// background); fails the test naming what never happened.
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    eventually_within(what, Duration::from_secs(20), probe).await
+}
+
+/// [`eventually`] with a longer limit, for work that writes hundreds of items while every other
+/// test of the suite shares the emulator (an order sync of the demo seller).
+pub async fn eventually_within<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(v) = probe().await {
             return v;
@@ -322,5 +342,52 @@ impl TestStack {
             json!({"email": email, "role": role}),
         )
         .await
+    }
+}
+
+impl TestStack {
+    /// Runs Amazon's website authorization as a browser would: start, the sandbox's consent page
+    /// (which consents at once for its demo seller), the callback with the nonce cookie.
+    pub async fn connect_amazon(&self, t: &Tenant) -> Value {
+        let (status, body) = self
+            .post(
+                &t.token,
+                &format!(
+                    "/v1/merchants/{}/integrations/amazon/connect",
+                    t.merchant_id
+                ),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let url = body["authorize_url"]
+            .as_str()
+            .expect("authorize_url")
+            .to_owned();
+        let res = self.browser.get(url).send().await.expect("consent answers");
+        assert!(
+            res.status().is_success(),
+            "callback answered {}",
+            res.status()
+        );
+        res.json().await.expect("callback JSON")
+    }
+
+    /// A merchant whose Amazon seller account (the sandbox's demo seller) is connected and whose
+    /// first order sync has finished.
+    pub async fn amazon_merchant(&self, owner_email: &str) -> Tenant {
+        let t = self.merchant(owner_email).await;
+        let connected = self.connect_amazon(&t).await;
+        assert_eq!(connected["connected"], true, "{connected}");
+        let m = ecomdrive_core::ids::MerchantId::parse(&t.merchant_id).expect("merchant id");
+        eventually_within("the first order sync", Duration::from_secs(120), || async {
+            self.stack
+                .store
+                .sync_state(&m)
+                .await
+                .expect("store answers")
+        })
+        .await;
+        t
     }
 }

@@ -610,6 +610,8 @@ fn policy_a11_tokens_under_their_own_key() {
         ),
     ]);
     assert_eq!(users, allowed.keys().copied().collect::<BTreeSet<_>>());
+    // The name the Amazon functions seal refresh tokens under.
+    assert_eq!(ecomdrive_aws::vault::AMAZON_SELLER, "amazon_seller");
     for (function, role) in [
         ("ApiFunction", "ApiRole"),
         ("AgentReplyFunction", "AgentReplyRole"),
@@ -993,7 +995,7 @@ fn app_secrets_reach_only_the_functions_of_their_platform() {
     );
     // No statement reaches secrets other than by name.
     for (role, statement) in role_statements() {
-        if actions(&statement)
+        if actions(statement)
             .iter()
             .any(|a| a.starts_with("secretsmanager:"))
         {

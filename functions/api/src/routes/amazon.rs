@@ -69,7 +69,7 @@ pub struct CallbackQuery {
 
 /// Seller Central's redirect back. Not under `/v1`: the browser arrives here, authenticated by
 /// the state and the nonce cookie.
-#[utoipa::path(get, path = "/oauth/amazon/callback", tag = "amazon", responses((status = 200, description = "Connected"), (status = 303, description = "Back to the SPA"), (status = 400, description = "Bad, expired or reused state, no nonce cookie, or LWA refused the code"), (status = 409, description = "The seller account is connected to another merchant")))]
+#[utoipa::path(get, path = "/oauth/amazon/callback", tag = "amazon", responses((status = 200, description = "Connected"), (status = 303, description = "Back to the SPA"), (status = 400, description = "Bad, expired or reused state, no nonce cookie, or LWA refused the code")))]
 pub async fn callback(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -363,7 +363,7 @@ pub async fn link_order(
         .store
         .link_order(&member.merchant, &id, order_ref)
         .await?;
-    // An Amazon order that order sync knows shows the link too (POLICY E9).
+    // An Amazon order shows the link too (POLICY E9), also one order sync has not seen yet.
     if let Some(order_id) = ecomdrive_core::amazon::AmazonOrderId::parse(order_ref) {
         crate::routes::orders::link_order_side(&state, &member, &order_id, &conv).await?;
     }

@@ -10,6 +10,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use ecomdrive_aws::store::amazon::{OrderFilter, Solicitation};
 use ecomdrive_core::amazon::AmazonOrderId;
+use ecomdrive_core::amazon::marketplace::INDIA;
 use ecomdrive_core::amazon::order::{Order, OrderMarks};
 use ecomdrive_core::amazon::solicitation::{SolicitationSettings, SolicitationStatus};
 use ecomdrive_core::role::Action;
@@ -175,7 +176,10 @@ pub async fn link_conversation(
         .store
         .link_order(&member.merchant, &conv_id, id.as_str())
         .await?;
-    let order = link_order_side(&state, &member, &id, &conv)
+    link_order_side(&state, &member, &id, &conv).await?;
+    let order = state
+        .store
+        .order(&member.merchant, &id)
         .await?
         .ok_or(ApiError::NotFound)?;
     member
@@ -190,7 +194,7 @@ pub(crate) async fn link_order_side(
     member: &Member,
     id: &AmazonOrderId,
     conv: &ecomdrive_core::inbox::Conversation,
-) -> ApiResult<Option<Order>> {
+) -> ApiResult<()> {
     Ok(state
         .store
         .link_order_to_conversation(&member.merchant, id, &conv.id, &conv.customer_id)
@@ -240,23 +244,30 @@ pub struct SummaryQuery {
     to: Option<String>,
 }
 
-fn day(field: &str, raw: Option<&str>) -> ApiResult<Date> {
-    let raw = raw.ok_or_else(|| ApiError::invalid(field, "required, as YYYY-MM-DD"))?;
-    Date::parse(
-        raw,
-        &time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .map_err(|_| ApiError::invalid(field, "a date as YYYY-MM-DD"))
+/// A `YYYY-MM-DD` query parameter, or `default` when it is absent.
+fn day(field: &str, raw: Option<&str>, default: Date) -> ApiResult<Date> {
+    raw.map(|raw| {
+        Date::parse(
+            raw,
+            &time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .map_err(|_| ApiError::invalid(field, "a date as YYYY-MM-DD"))
+    })
+    .unwrap_or(Ok(default))
 }
 
-#[utoipa::path(get, path = "/v1/merchants/{merchant_id}/solicitations/summary", tag = "solicitations", params(("merchant_id" = String, Path), ("from" = String, Query), ("to" = String, Query)), responses((status = 200, description = "Counts per status per day and marketplace over [from, to]")))]
+#[utoipa::path(get, path = "/v1/merchants/{merchant_id}/solicitations/summary", tag = "solicitations", params(("merchant_id" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query)), responses((status = 200, description = "Counts per status per day and marketplace over [from, to] (default: 30 days either side of today)")))]
 pub async fn summary(
     State(state): State<AppState>,
     member: Member,
     Query(q): Query<SummaryQuery>,
 ) -> ApiResult<Json<Value>> {
     member.require(Action::ReadOrders)?;
-    let (from, to) = (day("from", q.from.as_deref())?, day("to", q.to.as_deref())?);
+    // By default the 30 days before and after today (India's calendar): what was sent and what
+    // is coming.
+    let today = INDIA.local_date(time::OffsetDateTime::now_utc());
+    let from = day("from", q.from.as_deref(), today - time::Duration::days(30))?;
+    let to = day("to", q.to.as_deref(), today + time::Duration::days(30))?;
     if to < from || (to - from).whole_days() > MAX_SUMMARY_DAYS {
         return Err(ApiError::invalid(
             "to",

@@ -100,6 +100,14 @@ pub struct SolicitationOutcome {
     pub sent_at: Option<OffsetDateTime>,
 }
 
+/// An order linked to a conversation (POLICY E9).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OrderLink {
+    pub order_id: AmazonOrderId,
+    pub conversation_id: ConversationId,
+    pub customer_id: CustomerId,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct OrderFilter {
     pub status: Option<String>,
@@ -110,25 +118,14 @@ impl Store {
     // ---- connection ---------------------------------------------------------------------
 
     /// Stores a new connection (replacing the merchant's previous one) and lists the merchant
-    /// for the scheduled jobs. A seller account another merchant holds is refused.
+    /// for the scheduled jobs.
+    ///
+    /// A seller account is not reserved for one merchant: the `selling_partner_id` of Amazon's
+    /// redirect is not signed, so a reservation by id would let anyone block a seller they do not
+    /// own. What a connection can read is whatever its own refresh token grants, nothing more.
     pub async fn connect_amazon(&self, conn: &AmazonConnection) -> StoreResult<()> {
         let m = &conn.merchant_id;
-        let mut owner = self.tx_put(
-            Self::item(
-                "amazon_seller_owner_index",
-                keys::seller_owner_pk(&conn.selling_partner_id),
-                keys::SELLER_OWNER_SK.into(),
-                &MerchantRef {
-                    merchant_id: m.clone(),
-                },
-            )?,
-            Some("attribute_not_exists(PK) OR merchant_id = :m"),
-        );
-        if let Some(p) = owner.put.as_mut() {
-            p.expression_attribute_values = Some([(":m".to_owned(), s(m.as_str()))].into());
-        }
         let mut tx = vec![
-            owner,
             self.tx_put(
                 Self::item(
                     "amazon_connection",
@@ -150,18 +147,13 @@ impl Store {
                 None,
             ),
         ];
-        // A merchant switching seller accounts releases the old one.
+        // Another seller account starts from scratch: its first sync reaches back in full.
         if let Some(old) = self.amazon_connection(m).await?
             && old.selling_partner_id != conn.selling_partner_id
         {
-            tx.push(self.tx_delete(
-                keys::seller_owner_pk(&old.selling_partner_id),
-                keys::SELLER_OWNER_SK.into(),
-                false,
-            ));
+            tx.push(self.tx_delete(keys::merchant_pk(m), keys::AMAZON_SYNC_SK.into(), false));
         }
-        self.transact(tx, "seller account connected to another merchant")
-            .await
+        self.transact(tx, "connection changed meanwhile").await
     }
 
     pub async fn amazon_connection(&self, m: &MerchantId) -> StoreResult<Option<AmazonConnection>> {
@@ -175,15 +167,6 @@ impl Store {
         let Some(conn) = self.amazon_connection(m).await? else {
             return Ok(None);
         };
-        let mut release = self.tx_delete(
-            keys::seller_owner_pk(&conn.selling_partner_id),
-            keys::SELLER_OWNER_SK.into(),
-            false,
-        );
-        if let Some(d) = release.delete.as_mut() {
-            d.condition_expression = Some("attribute_not_exists(PK) OR merchant_id = :m".into());
-            d.expression_attribute_values = Some([(":m".to_owned(), s(m.as_str()))].into());
-        }
         let tx = vec![
             self.tx_delete(
                 keys::merchant_pk(m),
@@ -196,7 +179,6 @@ impl Store {
                 false,
             ),
             self.tx_delete(keys::merchant_pk(m), keys::AMAZON_SYNC_SK.into(), false),
-            release,
         ];
         self.transact(tx, "connection changed meanwhile").await?;
         Ok(Some(conn))
@@ -348,17 +330,28 @@ impl Store {
         }
     }
 
+    /// One order with its links.
     pub async fn order(&self, m: &MerchantId, id: &AmazonOrderId) -> StoreResult<Option<Order>> {
-        self.get(keys::merchant_pk(m), keys::order_sk(id)).await
+        let Some(order) = self
+            .get::<Order>(keys::merchant_pk(m), keys::order_sk(id))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let links = self.order_links(m, &keys::order_links_prefix(id)).await?;
+        Ok(Self::with_links(vec![order], links).pop())
     }
 
-    /// Every order of the merchant (the scheduler's input), in sort-key order.
+    /// Every order of the merchant with its links (the scheduler's input), in sort-key order.
     pub async fn all_orders(&self, m: &MerchantId) -> StoreResult<Vec<Order>> {
-        self.query_prefix(keys::merchant_pk(m), keys::ORDER_PREFIX, usize::MAX)
+        let orders = self
+            .query_prefix(keys::merchant_pk(m), keys::ORDER_PREFIX, usize::MAX)
             .await?
             .into_iter()
             .map(Self::parse)
-            .collect()
+            .collect::<StoreResult<Vec<Order>>>()?;
+        let links = self.order_links(m, keys::ORDER_LINK_PREFIX).await?;
+        Ok(Self::with_links(orders, links))
     }
 
     /// Orders, most recent purchase first.
@@ -398,13 +391,19 @@ impl Store {
             q = q.filter_expression(conditions.join(" AND "));
         }
         let out = q.send().await.map_err(AwsError::dynamo)?;
+        let orders = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(Self::parse)
+            .collect::<StoreResult<Vec<Order>>>()?;
+        let links = if orders.is_empty() {
+            Vec::new()
+        } else {
+            self.order_links(m, keys::ORDER_LINK_PREFIX).await?
+        };
         Ok(Page {
-            items: out
-                .items
-                .unwrap_or_default()
-                .into_iter()
-                .map(Self::parse)
-                .collect::<StoreResult<_>>()?,
+            items: Self::with_links(orders, links),
             next_cursor: out.last_evaluated_key.as_ref().and_then(encode_cursor),
         })
     }
@@ -434,34 +433,54 @@ impl Store {
     }
 
     /// POLICY E9: an order linked to a conversation shows the conversation and its customer.
+    /// The link is its own record, so a link made before order sync has seen the order (a
+    /// just-placed one) shows as soon as the order arrives.
     pub async fn link_order_to_conversation(
         &self,
         m: &MerchantId,
         id: &AmazonOrderId,
         conversation: &ConversationId,
         customer: &CustomerId,
-    ) -> StoreResult<Option<Order>> {
-        let Some(order) = self.order(m, id).await? else {
-            return Ok(None);
+    ) -> StoreResult<()> {
+        let link = OrderLink {
+            order_id: id.clone(),
+            conversation_id: conversation.clone(),
+            customer_id: customer.clone(),
         };
-        let mut sets = Vec::new();
-        let mut values = Vec::new();
-        if !order.conversation_ids.contains(conversation) {
-            sets.push(
-                "conversation_ids = list_append(if_not_exists(conversation_ids, :empty), :c)",
-            );
-            values.push((":c", AttributeValue::L(vec![s(conversation.as_str())])));
+        self.put(Self::item(
+            "order_link",
+            keys::merchant_pk(m),
+            keys::order_link_sk(id, conversation),
+            &link,
+        )?)
+        .await
+    }
+
+    async fn order_links(&self, m: &MerchantId, prefix: &str) -> StoreResult<Vec<OrderLink>> {
+        self.query_prefix(keys::merchant_pk(m), prefix, usize::MAX)
+            .await?
+            .into_iter()
+            .map(Self::parse)
+            .collect()
+    }
+
+    /// Fills each order's conversations and customers from the link records.
+    fn with_links(mut orders: Vec<Order>, links: Vec<OrderLink>) -> Vec<Order> {
+        let mut by_order: HashMap<AmazonOrderId, Vec<OrderLink>> = HashMap::new();
+        for l in links {
+            by_order.entry(l.order_id.clone()).or_default().push(l);
         }
-        if !order.customer_ids.contains(customer) {
-            sets.push("customer_ids = list_append(if_not_exists(customer_ids, :empty), :u)");
-            values.push((":u", AttributeValue::L(vec![s(customer.as_str())])));
+        for o in &mut orders {
+            for l in by_order.remove(&o.facts.order_id).unwrap_or_default() {
+                if !o.conversation_ids.contains(&l.conversation_id) {
+                    o.conversation_ids.push(l.conversation_id);
+                }
+                if !o.customer_ids.contains(&l.customer_id) {
+                    o.customer_ids.push(l.customer_id);
+                }
+            }
         }
-        if sets.is_empty() {
-            return Ok(Some(order));
-        }
-        values.push((":empty", AttributeValue::L(vec![])));
-        let expr = format!("SET {}", sets.join(", "));
-        self.update_order(m, id, &expr, values).await.map(Some)
+        orders
     }
 
     async fn update_order(

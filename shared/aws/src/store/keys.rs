@@ -4,7 +4,7 @@
 //! the partition `MERCHANT#<id>`. The few lookups that must start elsewhere are the *index items*
 //! at the bottom of this file; they hold ids only, never the data itself.
 
-use ecomdrive_core::amazon::{AmazonOrderId, SellingPartnerId};
+use ecomdrive_core::amazon::AmazonOrderId;
 use ecomdrive_core::ids::{
     ConversationId, CustomerId, MerchantId, MessageId, Mid, PageId, Psid, UserId,
 };
@@ -100,6 +100,16 @@ pub fn orders_by_purchase_sk(purchase_ms: i64, o: &AmazonOrderId) -> String {
     format!("{purchase_ms:015}#{o}")
 }
 
+/// An order's link to a conversation (POLICY E9), kept apart from the order so a link may come
+/// before order sync has seen the order.
+pub fn order_link_sk(o: &AmazonOrderId, c: &ConversationId) -> String {
+    format!("ORDERLINK#{o}#{c}")
+}
+pub fn order_links_prefix(o: &AmazonOrderId) -> String {
+    format!("ORDERLINK#{o}#")
+}
+pub const ORDER_LINK_PREFIX: &str = "ORDERLINK#";
+
 /// An order's review request: its status, and the claim of whoever is sending it.
 pub fn solicitation_sk(o: &AmazonOrderId) -> String {
     format!("SOLICIT#{o}")
@@ -157,12 +167,6 @@ pub const AMAZON_CONNECTED_PK: &str = "AMAZON#CONNECTED";
 pub fn amazon_connected_sk(m: &MerchantId) -> String {
     format!("MERCHANT#{m}")
 }
-
-/// Selling partner → the merchant that connected it: one merchant per seller account.
-pub fn seller_owner_pk(s: &SellingPartnerId) -> String {
-    format!("SELLER#{s}")
-}
-pub const SELLER_OWNER_SK: &str = "OWNER";
 
 /// The deterministic customer id of a (Page, PSID) within a merchant: the same customer however
 /// often or concurrently their messages arrive.

@@ -110,7 +110,8 @@ pub struct Order {
     /// Fetched only when a rule needs them (SKU/ASIN exclusions): `None` means not fetched yet.
     #[serde(default)]
     pub items: Option<Vec<OrderItem>>,
-    /// POLICY E9: the conversations (and so customers) this order is linked to.
+    /// POLICY E9: the conversations (and so customers) this order is linked to; the store fills
+    /// them from the link records when it reads the order.
     #[serde(default)]
     pub conversation_ids: Vec<ConversationId>,
     #[serde(default)]
