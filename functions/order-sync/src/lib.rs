@@ -16,6 +16,7 @@ use ecomdrive_platforms::PlatformError;
 use ecomdrive_platforms::amazon::{AmazonOrder, OrdersQuery};
 use ecomdrive_runtime::amazon::AmazonApi;
 use ecomdrive_runtime::sqs::to_bodies;
+use futures::StreamExt;
 use time::{Duration, OffsetDateTime};
 
 /// Each sync starts this long before where the last one ended: orders Amazon updates with a
@@ -23,6 +24,8 @@ use time::{Duration, OffsetDateTime};
 pub const OVERLAP: Duration = Duration::minutes(15);
 /// The first sync reaches back this far: every order still inside Amazon's review window.
 pub const BACKFILL: Duration = Duration::days(60);
+/// Order writes in flight at once (one page is at most 100 orders).
+const WRITES_IN_FLIGHT: usize = 16;
 /// Amazon refuses a `LastUpdatedAfter` later than two minutes ago.
 const AMAZON_LAG: Duration = Duration::minutes(2);
 
@@ -126,16 +129,22 @@ impl OrderSync {
                 }
                 Err(e) => return Err(e.into()),
             };
-            for order in &page.orders {
-                orders += 1;
-                match order_facts(order) {
-                    Some(facts) => {
-                        if self.store.upsert_order(m, &facts).await? {
-                            written += 1;
-                        }
-                    }
-                    None => tracing::warn!("an order Amazon sent could not be read; skipped"),
-                }
+            orders += page.orders.len() as u64;
+            let facts: Vec<_> = page.orders.iter().filter_map(order_facts).collect();
+            if facts.len() < page.orders.len() {
+                tracing::warn!(
+                    skipped = page.orders.len() - facts.len(),
+                    "orders Amazon sent could not be read"
+                );
+            }
+            let store = &self.store;
+            let results: Vec<Result<bool, AwsError>> = futures::stream::iter(facts)
+                .map(|f| async move { store.upsert_order(m, &f).await })
+                .buffer_unordered(WRITES_IN_FLIGHT)
+                .collect()
+                .await;
+            for r in results {
+                written += u64::from(r?);
             }
             match page.next_token {
                 Some(t) => next_token = Some(t),

@@ -181,18 +181,19 @@ impl SolicitationSender {
             .with_claim(job, &conn, &order, &claimed, &token, &client, &refresh, now)
             .await;
         if result.is_err() {
-            // Let go so the queue's next try can claim again; the attempt mark stays as it is.
-            let unanswered = self
+            // Let go (if still ours) so the queue's next try can claim again; the attempt mark
+            // stays as it is: set means Amazon may have acted.
+            let current = self
                 .store
                 .solicitation(m, &job.order_id)
                 .await
                 .ok()
-                .flatten()
-                .is_some_and(|r| r.unanswered_attempt);
-            if let Err(e) = self
-                .store
-                .release_solicitation(m, &job.order_id, &token, unanswered)
-                .await
+                .flatten();
+            if let Some(r) = current.filter(|r| r.claim_token.as_deref() == Some(token.as_str()))
+                && let Err(e) = self
+                    .store
+                    .release_solicitation(m, &job.order_id, &token, r.unanswered_attempt)
+                    .await
             {
                 tracing::warn!(error = %e, "could not release the claim; its lease will run out");
             }

@@ -118,6 +118,13 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     format!("handler panicked: {text}")
 }
 
+/// Queue bodies of serializable jobs (JSON).
+pub fn to_bodies<T: serde::Serialize>(jobs: &[T]) -> Vec<String> {
+    jobs.iter()
+        .map(|j| serde_json::to_string(j).expect("jobs serialize"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,11 +283,4 @@ mod tests {
         assert!(position("g1-a") < position("g1-b"));
         assert!(position("g2-a") < position("g2-b"));
     }
-}
-
-/// Queue bodies of serializable jobs (JSON).
-pub fn to_bodies<T: serde::Serialize>(jobs: &[T]) -> Vec<String> {
-    jobs.iter()
-        .map(|j| serde_json::to_string(j).expect("jobs serialize"))
-        .collect()
 }

@@ -114,9 +114,10 @@ pub async fn callback(
         .connect_amazon(&conn)
         .await
         .map_err(|e| match e {
+            // Another connection of this merchant was being written at the same moment.
             ecomdrive_aws::AwsError::Conflict(_) => ApiError::conflict(
-                "seller-held-by-another-merchant",
-                "this Amazon seller account is connected to another merchant",
+                "connection-changed",
+                "another Amazon connection of this merchant was completed at the same time; connect again",
             ),
             other => other.into(),
         })?;

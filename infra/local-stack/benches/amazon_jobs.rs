@@ -1,10 +1,14 @@
-//! The review-request sender's sustained rate for one seller, against the Amazon sandbox's
-//! limits (Amazon's own: 1 request per second, burst 5, per operation).
+//! The Amazon jobs against the emulator, with real DynamoDB and SQS calls:
+//! 1. the scheduler planning one merchant with 2,000 orders (first run: every status written;
+//!    the daily run after it: only changes), from which 1,000 merchants × 2,000 orders follow
+//!    (the fan-out plans merchants in parallel, one Lambda invocation each);
+//! 2. the sender's sustained rate for one seller against the Amazon sandbox's limits (Amazon's
+//!    own: 1 request per second, burst 5, per operation). Ten workers, like ten Lambda
+//!    instances, share the orders; the pace is kept by the token bucket in the store.
 //!
-//! Run: `infra/scripts/venv.sh && cargo bench -p ecomdrive-local --bench solicitation_sender`
-//! (starts its own emulator). Ten workers, like ten Lambda instances, share the orders; the pace
-//! is kept by the token bucket in the store, so the figures say whether one seller ever went
-//! faster than Amazon allows whatever the concurrency.
+//! Run: `infra/scripts/venv.sh && cargo bench -p ecomdrive-local --bench amazon_jobs` (starts
+//! its own emulator). The emulator answers each call in milliseconds, DynamoDB in single-digit
+//! milliseconds too, so the planning figures are of the right order, not AWS's.
 
 use amazon_sandbox::{
     DEMO_SELLER_ID, FulfillmentChannel, INDIA_MARKETPLACE, OrderStatus, SandboxOrder,
@@ -27,6 +31,7 @@ use time::{Duration, OffsetDateTime};
 
 const ORDERS: usize = 40;
 const WORKERS: usize = 10;
+const PLANNED_ORDERS: usize = 2_000;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,6 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut options = StackOptions::new(format!("bench{}", std::process::id()));
     options.run_pollers = false;
     let stack = RunningStack::start(&sdk, options).await?;
+    plan_one_big_merchant(&stack).await?;
 
     // A merchant connected to the demo seller (the consent flow itself is not what is measured).
     let user = UserId::parse("bench-owner").ok_or("user id")?;
@@ -190,5 +196,95 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  jobs left to the queue to retry (pace used up): {retries}");
     stack.stop().await;
     drop(emulator);
+    Ok(())
+}
+
+/// A merchant with 2,000 orders over the last 60 days, planned twice.
+async fn plan_one_big_merchant(stack: &RunningStack) -> Result<(), Box<dyn std::error::Error>> {
+    use ecomdrive_core::amazon::order::{AmazonOrderFacts, OrderStatus as Status};
+    use futures::StreamExt;
+    let user = UserId::parse("planner-owner").ok_or("user id")?;
+    let user = stack
+        .store
+        .user_seen(&user, Some("planner@ecomdrive.local"))
+        .await?;
+    let profile = ecomdrive_core::merchant::MerchantProfile::validate("Planner", None, None)
+        .map_err(|_| "profile")?;
+    let m = stack.store.create_merchant(&user, profile).await?.id;
+    let conn = AmazonConnection {
+        merchant_id: m.clone(),
+        connection_id: AmazonConnectionId::generate(),
+        selling_partner_id: SellingPartnerId::parse("A2PLANNER0001").ok_or("seller")?,
+        marketplace_id: INDIA_MARKETPLACE.into(),
+        refresh_token_ciphertext: "not-used-by-the-scheduler".into(),
+        token_valid: true,
+        connected_by: user.id.clone(),
+        connected_at: OffsetDateTime::now_utc(),
+    };
+    stack.store.connect_amazon(&conn).await?;
+    stack
+        .store
+        .save_solicitation_settings(
+            &m,
+            &SolicitationSettings {
+                enabled: true,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let now = OffsetDateTime::now_utc();
+    let facts: Vec<AmazonOrderFacts> = (0..PLANNED_ORDERS)
+        .map(|i| {
+            let age = Duration::hours((i as i64 * 60 * 24) / PLANNED_ORDERS as i64);
+            let purchased = now - Duration::days(1) - age;
+            AmazonOrderFacts {
+                order_id: AmazonOrderId::parse(&format!("408-{:07}-{i:07}", i % 9_999_999))
+                    .expect("valid id"),
+                marketplace_id: INDIA_MARKETPLACE.into(),
+                status: match i % 20 {
+                    0 => Status::Canceled,
+                    1 | 2 => Status::Unshipped,
+                    _ => Status::Shipped,
+                },
+                fulfillment_channel: None,
+                purchase_date: purchased,
+                last_update_date: purchased + Duration::days(1),
+                earliest_delivery_date: Some(purchased + Duration::days(3)),
+                latest_delivery_date: Some(purchased + Duration::days(5)),
+                is_replacement_order: i % 50 == 7,
+                replaced_order_id: None,
+                total: None,
+            }
+        })
+        .collect();
+    let store = &stack.store;
+    let m_ref = &m;
+    let seeded: Vec<_> = futures::stream::iter(facts)
+        .map(|f| async move { store.upsert_order(m_ref, &f).await })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    for r in seeded {
+        r?;
+    }
+    let job = MerchantJob {
+        merchant_id: m.clone(),
+        connection_id: conn.connection_id.clone(),
+    };
+    for run in [
+        "first run (every status written)",
+        "daily run after it (changes only)",
+    ] {
+        let started = Instant::now();
+        let report = stack.scheduler.plan(&job, now).await?;
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "scheduler, one merchant, {run}: {} orders in {secs:.2} s = {:.0} orders/s; {} statuses written, {} queue messages sent",
+            report.orders,
+            report.orders as f64 / secs,
+            report.changed,
+            report.queued
+        );
+    }
     Ok(())
 }
