@@ -93,20 +93,33 @@ impl Scheduler {
         for order in &orders {
             let id = &order.facts.order_id;
             let before = known.get(id);
+            let today = marketplace::by_id(&order.facts.marketplace_id)
+                .map(|mk| mk.local_date(now))
+                .unwrap_or(now.date());
+            // An attempt whose answer was lost is settled with Amazon by the sender, whatever the
+            // rules say today: the record is left as it is and the order queued.
+            if let Some(b) = before.filter(|b| b.unanswered_attempt) {
+                if b.claim_token.is_none() {
+                    due.push((id.clone(), today));
+                }
+                continue;
+            }
             let prior = before.map(|s| Prior {
                 status: s.status,
                 not_eligible_on: s.not_eligible_on,
             });
             let decision = decide(order, &settings, prior.as_ref(), now);
-            let today = marketplace::by_id(&order.facts.marketplace_id)
-                .map(|mk| mk.local_date(now))
-                .unwrap_or(now.date());
+            // The day a status without a planned day happened: it stays while the status does,
+            // so the dashboard's history does not move.
+            let unchanged_since = before
+                .filter(|b| b.status == decision.status && b.reason == decision.reason)
+                .and_then(|b| b.day);
             let record = Solicitation {
                 order_id: id.clone(),
                 marketplace_id: order.facts.marketplace_id.clone(),
                 status: decision.status,
                 reason: decision.reason.clone(),
-                day: decision.send_on.or(Some(today)),
+                day: decision.send_on.or(unchanged_since).or(Some(today)),
                 not_eligible_on: before.and_then(|s| s.not_eligible_on),
                 sent_at: None,
                 unanswered_attempt: false,

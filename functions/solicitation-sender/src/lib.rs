@@ -13,8 +13,9 @@
 //!    lost (timeout, 5xx, crash), the next sender finds the mark and asks Amazon first: no
 //!    longer offered means it was sent then, so it is never sent twice.
 //!
-//! Calls are paced per seller (1 per second, burst 5, Amazon's own plan for both operations)
-//! with a token bucket in the store, shared by every Lambda instance.
+//! Calls are paced per seller (Amazon allows 1 per second, burst 5, for both operations) with a
+//! token bucket in the store, shared by every Lambda instance; a 429 is not retried outside that
+//! pace but left to the queue ([`retry_policy`]).
 
 use aws_lambda_events::event::sqs::SqsMessage;
 use ecomdrive_aws::store::amazon::{AmazonConnection, Solicitation, SolicitationOutcome};
@@ -413,6 +414,15 @@ impl SolicitationSender {
                 }
             }
         }
+    }
+}
+
+/// The sender's SP-API retries: as the default, but a 429 comes back at once (the queue tries
+/// again later, through the seller's pace) instead of being slept on and retried unpaced.
+pub fn retry_policy() -> ecomdrive_platforms::amazon::RetryPolicy {
+    ecomdrive_platforms::amazon::RetryPolicy {
+        max_throttle_wait: Duration::ZERO,
+        ..Default::default()
     }
 }
 

@@ -28,7 +28,8 @@ async fn main() -> Result<(), lambda::Error> {
                 aws_sdk_secretsmanager::Client::new(&sdk),
                 env::required("AMAZON_SECRET_ID")?,
             ),
-        ),
+        )
+        .with_retry_policy(solicitation_sender::retry_policy()),
         config: Config::DEFAULT,
     });
     lambda::run_sqs(move |record| {

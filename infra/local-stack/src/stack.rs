@@ -247,7 +247,7 @@ impl RunningStack {
         let sender = SolicitationSender {
             store: store.clone(),
             vault: vault.clone(),
-            amazon: amazon_api,
+            amazon: amazon_api.with_retry_policy(solicitation_sender::retry_policy()),
             config: options.sender.clone(),
         };
         let agent_reply = AgentReply {

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use ecomdrive_core::Secret;
-use ecomdrive_platforms::amazon::{AmazonClient, AmazonConfig};
+use ecomdrive_platforms::amazon::{AmazonClient, AmazonConfig, RetryPolicy};
 use ecomdrive_platforms::outbound::OutboundHttp;
 use serde::Deserialize;
 
@@ -56,6 +56,7 @@ pub struct AmazonApi {
     pub endpoints: AmazonEndpoints,
     http: OutboundHttp,
     secrets: SecretCache<AmazonAppSecrets>,
+    retry: RetryPolicy,
     current: Arc<Mutex<Option<ClientForSecrets>>>,
 }
 
@@ -69,8 +70,16 @@ impl AmazonApi {
             endpoints,
             http,
             secrets,
+            retry: RetryPolicy::default(),
             current: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Clients with this retry policy instead of the default (the review-request sender paces
+    /// itself and wants a 429 back at once rather than slept on outside its pace).
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     pub fn secrets(&self) -> &SecretCache<AmazonAppSecrets> {
@@ -94,11 +103,12 @@ impl AmazonApi {
             client_secret: app.client_secret.clone(),
             draft_app: self.endpoints.draft_app,
         };
-        let client =
-            AmazonClient::new(self.http.clone(), config).map_err(|e| RuntimeError::InvalidVar {
+        let client = AmazonClient::new(self.http.clone(), config)
+            .map_err(|e| RuntimeError::InvalidVar {
                 name: "AMAZON_SPAPI_BASE".into(),
                 reason: e.to_string(),
-            })?;
+            })?
+            .with_retry_policy(self.retry);
         *current = Some((app, client.clone()));
         Ok(client)
     }

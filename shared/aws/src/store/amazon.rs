@@ -593,8 +593,9 @@ impl Store {
         })
     }
 
-    /// The scheduler's verdict. Never overwrites a final status or a record a sender holds;
-    /// false when it did not write.
+    /// The scheduler's verdict. Never overwrites a final status, a record a sender holds, or one
+    /// whose last attempt's answer was lost (the sender settles that with Amazon first); false
+    /// when it did not write.
     pub async fn record_solicitation_decision(
         &self,
         m: &MerchantId,
@@ -617,8 +618,9 @@ impl Store {
             .expression_attribute_values(":kind", s("solicitation"))
             .expression_attribute_values(":sent", s(SolicitationStatus::Sent.as_str()))
             .expression_attribute_values(":failed", s(SolicitationStatus::Failed.as_str()))
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .condition_expression(
-                "attribute_not_exists(PK) OR (NOT #s IN (:sent, :failed) AND attribute_not_exists(claim_token))",
+                "attribute_not_exists(PK) OR (NOT #s IN (:sent, :failed) AND attribute_not_exists(claim_token) AND NOT unanswered_attempt = :yes)",
             );
         let mut sets = vec![
             "#s = :s",
