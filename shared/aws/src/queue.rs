@@ -5,6 +5,9 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use serde::Serialize;
 
+/// `SendMessageBatch` calls in flight at once in [`Queue::send_all`].
+const BATCHES_IN_FLIGHT: usize = 8;
+
 /// The message attribute that says what a queue message is (one queue may carry a few kinds).
 pub const KIND_ATTRIBUTE: &str = "kind";
 
@@ -53,51 +56,63 @@ impl Queue {
         Ok(())
     }
 
-    /// Sends many messages of the queue's main kind, ten per call (SQS's batch limit). Entries
-    /// SQS did not take are sent again once; an error names how many were still refused.
+    /// Sends many messages of the queue's main kind, ten per call (SQS's batch limit), a few
+    /// calls at once. Entries SQS did not take are sent again once; an error names how many
+    /// were still refused.
     pub async fn send_all(&self, bodies: Vec<String>) -> Result<(), AwsError> {
+        use futures::StreamExt;
+        // Owned chunks: a stream over borrowed slices makes the future not `Send` for callers
+        // such as axum handlers (a higher-ranked lifetime the compiler cannot prove).
+        let chunks: Vec<Vec<String>> = bodies.chunks(10).map(<[String]>::to_vec).collect();
+        let results: Vec<Result<(), AwsError>> = futures::stream::iter(chunks)
+            .map(|chunk| async move { self.send_batch(&chunk).await })
+            .buffer_unordered(BATCHES_IN_FLIGHT)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    async fn send_batch(&self, chunk: &[String]) -> Result<(), AwsError> {
         use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-        for chunk in bodies.chunks(10) {
-            let mut pending: Vec<(String, &String)> = chunk
+        let mut pending: Vec<(String, &String)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i.to_string(), b))
+            .collect();
+        for attempt in 0..2 {
+            let entries = pending
                 .iter()
-                .enumerate()
-                .map(|(i, b)| (i.to_string(), b))
-                .collect();
-            for attempt in 0..2 {
-                let entries = pending
-                    .iter()
-                    .map(|(id, body)| {
-                        SendMessageBatchRequestEntry::builder()
-                            .id(id)
-                            .message_body(body.as_str())
-                            .build()
-                            .map_err(|e| AwsError::Queue(e.to_string()))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let out = self
-                    .sqs
-                    .send_message_batch()
-                    .queue_url(&self.url)
-                    .set_entries(Some(entries))
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        AwsError::Queue(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
-                    })?;
-                let failed: Vec<String> = out.failed().iter().map(|f| f.id().to_owned()).collect();
-                pending.retain(|(id, _)| failed.contains(id));
-                if pending.is_empty() {
-                    break;
-                }
-                if attempt == 1 {
-                    return Err(AwsError::Queue(format!(
-                        "{} messages were refused twice",
-                        pending.len()
-                    )));
-                }
+                .map(|(id, body)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(id)
+                        .message_body(body.as_str())
+                        .build()
+                        .map_err(|e| AwsError::Queue(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .sqs
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| {
+                    AwsError::Queue(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+                })?;
+            let failed: Vec<String> = out.failed().iter().map(|f| f.id().to_owned()).collect();
+            pending.retain(|(id, _)| failed.contains(id));
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if attempt == 1 {
+                break;
             }
         }
-        Ok(())
+        Err(AwsError::Queue(format!(
+            "{} messages were refused twice",
+            pending.len()
+        )))
     }
 
     pub async fn send_json<T: Serialize>(&self, kind: &str, job: &T) -> Result<(), AwsError> {
