@@ -1069,6 +1069,47 @@ async fn policy_a7_a_lost_answer_is_settled_even_when_the_rules_changed_meanwhil
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_a7_an_unanswered_attempt_that_never_reached_amazon_is_not_sent_once_excluded() {
+    let s = stack_with(|o| o.run_pollers = false).await;
+    let (t, job) = seller_by_hand(&s, "unanswered-then-marked@acme.example").await;
+    let now = OffsetDateTime::now_utc();
+    let id = order_id(1);
+    add_orders(&s, &job, vec![due_now(&id, now)]).await;
+    turn_on(&s, &t, json!({})).await;
+    let j = queued_job(&plan_and_take(&s, &job, now).await, &id);
+    // Amazon answers 500 without acting: our side cannot tell, the attempt stays unanswered.
+    s.stack
+        .amazon
+        .fail_next(Operation::CreateSolicitation, Fault::Status(500), 1);
+    let first = send(&s, &j, now).await;
+    assert!(retry_later(&first), "{first:?}");
+    assert!(!s.stack.amazon.is_solicited(DEMO_SELLER_ID, &id));
+
+    // The merchant marks the order before the retry: it must not go out any more.
+    let (status, body) = s
+        .call(
+            Method::PATCH,
+            Some(&t.token),
+            &format!("/v1/merchants/{}/orders/{id}", t.merchant_id),
+            Some(json!({"do_not_solicit": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let retry = send(&s, &j, now).await;
+    assert!(retry.is_ok(), "{retry:?}");
+
+    assert_eq!(
+        create_statuses(&s, &id),
+        vec![500],
+        "no request after the mark"
+    );
+    assert!(!s.stack.amazon.is_solicited(DEMO_SELLER_ID, &id));
+    let r = record(&s, &t, &id).await;
+    assert_eq!(r["status"], "excluded", "{r}");
+    assert_eq!(r["reason"], "order_do_not_solicit", "{r}");
+}
+
 // ---- 5: disconnect -------------------------------------------------------------------------------
 
 async fn scan_table(table: &str) -> Vec<HashMap<String, AttributeValue>> {

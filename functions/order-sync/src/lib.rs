@@ -114,6 +114,16 @@ impl OrderSync {
         let (mut orders, mut written) = (0u64, 0u64);
         let mut next_token = None;
         loop {
+            // A disconnect while syncing stops it at the next page: nothing more is fetched.
+            if next_token.is_some()
+                && self
+                    .store
+                    .amazon_connection(m)
+                    .await?
+                    .is_none_or(|c| c.connection_id != conn.connection_id)
+            {
+                return Ok(SyncOutcome::NotConnected);
+            }
             let query = OrdersQuery {
                 marketplace_ids: vec![conn.marketplace_id.clone()],
                 last_updated_after: since,

@@ -12,7 +12,7 @@ use ecomdrive_aws::store::amazon::Solicitation;
 use ecomdrive_aws::{AwsError, Queue, Store};
 use ecomdrive_core::amazon::jobs::{MerchantJob, SolicitationJob};
 use ecomdrive_core::amazon::marketplace;
-use ecomdrive_core::amazon::solicitation::{Decision, Prior, decide};
+use ecomdrive_core::amazon::solicitation::{CLAIM_LEASE, Decision, Prior, decide};
 use ecomdrive_runtime::sqs::to_bodies;
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -99,7 +99,7 @@ impl Scheduler {
             // An attempt whose answer was lost is settled with Amazon by the sender, whatever the
             // rules say today: the record is left as it is and the order queued.
             if let Some(b) = before.filter(|b| b.unanswered_attempt) {
-                if b.claim_token.is_none() {
+                if !held(b, now) {
                     due.push((id.clone(), today));
                 }
                 continue;
@@ -129,7 +129,7 @@ impl Scheduler {
             };
             if before.is_none_or(|b| changed(b, &decision, record.day)) {
                 writes.push((record, decision.due, today));
-            } else if decision.due && before.is_some_and(|b| b.claim_token.is_none()) {
+            } else if decision.due && before.is_some_and(|b| !held(b, now)) {
                 due.push((id.clone(), today));
             }
         }
@@ -164,6 +164,15 @@ impl Scheduler {
             queued: jobs.len(),
         })
     }
+}
+
+/// A sender holds the record and its lease has not run out (a dead sender's claim has).
+fn held(record: &Solicitation, now: OffsetDateTime) -> bool {
+    let lease_start = now - CLAIM_LEASE;
+    record.claim_token.is_some()
+        && record
+            .claimed_at_ms
+            .is_some_and(|ms| ms > (lease_start.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 fn changed(before: &Solicitation, d: &Decision, day: Option<time::Date>) -> bool {

@@ -26,7 +26,7 @@ use ecomdrive_core::amazon::marketplace;
 use ecomdrive_core::amazon::order::{Order, OrderItem};
 use ecomdrive_core::amazon::pacing::SOLICITATIONS;
 use ecomdrive_core::amazon::solicitation::{
-    Prior, SenderStep, SolicitationStatus, after_check, amazon_window, decide,
+    Decision, Prior, SenderStep, SolicitationStatus, after_check, amazon_window, decide,
 };
 use ecomdrive_platforms::PlatformError;
 use ecomdrive_platforms::amazon::{AmazonClient, PRODUCT_REVIEW_AND_SELLER_FEEDBACK};
@@ -61,7 +61,7 @@ pub struct Config {
 
 impl Config {
     pub const DEFAULT: Config = Config {
-        lease: time::Duration::minutes(2),
+        lease: ecomdrive_core::amazon::solicitation::CLAIM_LEASE,
         max_pace_wait: Duration::from_secs(20),
     };
 }
@@ -138,26 +138,26 @@ impl SolicitationSender {
         if settings.needs_items() && order.items.is_none() {
             order = self.fetch_items(&client, &refresh, &conn, order).await?;
         }
-        // An unanswered attempt is settled with Amazon whatever the rules say now.
-        if !record.unanswered_attempt {
-            let prior = Prior {
-                status: record.status,
-                not_eligible_on: record.not_eligible_on,
+        let prior = Prior {
+            status: record.status,
+            not_eligible_on: record.not_eligible_on,
+        };
+        let decision = decide(&order, &settings, Some(&prior), now);
+        // Not due: the new status is written, nothing asked. An attempt whose answer was lost is
+        // settled with Amazon first whatever the rules say now, but it is never sent again
+        // unless the rules still allow it (`decision` goes along to the claim).
+        if !decision.due && !record.unanswered_attempt {
+            let rewritten = Solicitation {
+                status: decision.status,
+                reason: decision.reason,
+                day: decision.send_on.or(record.day),
+                updated_at: now,
+                ..record
             };
-            let d = decide(&order, &settings, Some(&prior), now);
-            if !d.due {
-                let rewritten = Solicitation {
-                    status: d.status,
-                    reason: d.reason,
-                    day: d.send_on.or(record.day),
-                    updated_at: now,
-                    ..record
-                };
-                self.store
-                    .record_solicitation_decision(m, &rewritten)
-                    .await?;
-                return Ok(SendOutcome::NotDue(d.status));
-            }
+            self.store
+                .record_solicitation_decision(m, &rewritten)
+                .await?;
+            return Ok(SendOutcome::NotDue(decision.status));
         }
         let token = claim_token();
         let Some(claimed) = self
@@ -179,7 +179,9 @@ impl SolicitationSender {
             };
         };
         let result = self
-            .with_claim(job, &conn, &order, &claimed, &token, &client, &refresh, now)
+            .with_claim(
+                job, &conn, &order, &claimed, &decision, &token, &client, &refresh, now,
+            )
             .await;
         if result.is_err() {
             // Let go (if still ours) so the queue's next try can claim again; the attempt mark
@@ -209,6 +211,7 @@ impl SolicitationSender {
         conn: &AmazonConnection,
         order: &Order,
         claimed: &Solicitation,
+        decision: &Decision,
         token: &str,
         client: &AmazonClient,
         refresh: &Secret,
@@ -237,9 +240,12 @@ impl SolicitationSender {
             Ok(actions) => actions
                 .iter()
                 .any(|a| a == PRODUCT_REVIEW_AND_SELLER_FEEDBACK),
+            // After an attempt whose answer was lost, "not offered" settles it as sent: only an
+            // answer that is surely Amazon's verdict (an empty list) may say so, not a 403 that
+            // may be a refused access token (the client has dropped it; the queue asks again).
             Err(PlatformError::SpApi {
                 http_status: 403, ..
-            }) => false,
+            }) if !claimed.unanswered_attempt => false,
             Err(e) => return self.platform_failure(conn, e).await,
         };
         let window = amazon_window(order);
@@ -273,6 +279,12 @@ impl SolicitationSender {
                 );
                 self.store.finish_solicitation(m, id, token, &o).await?;
                 return Ok(SendOutcome::Expired);
+            }
+            SenderStep::Send if !decision.due => {
+                // Offered, so the lost attempt never reached Amazon; the rules say not now.
+                let o = finish(decision.status, decision.reason.as_deref(), None, None);
+                self.store.finish_solicitation(m, id, token, &o).await?;
+                return Ok(SendOutcome::NotDue(decision.status));
             }
             SenderStep::Send => {
                 // A disconnect while this job waited: nothing more goes out for that merchant.
@@ -311,7 +323,8 @@ impl SolicitationSender {
             }
             Err(PlatformError::SpApi {
                 http_status, code, ..
-            }) if (400..500).contains(&http_status) && http_status != 429 => {
+            // 401: our access token was refused, nothing was processed; the queue asks again.
+            }) if (400..500).contains(&http_status) && !matches!(http_status, 401 | 429) => {
                 let reason = format!("amazon_refused:{code}");
                 let o = finish(SolicitationStatus::Failed, Some(&reason), None, None);
                 self.store.finish_solicitation(m, id, token, &o).await?;

@@ -134,7 +134,10 @@ fn answers_http(address: SocketAddr) -> bool {
 }
 
 /// SDK configuration for the emulator at `endpoint`: region ap-south-1, obviously fake static
-/// credentials (the emulator accepts any), every client's endpoint overridden.
+/// credentials (the emulator accepts any), every client's endpoint overridden, and more retries
+/// than the SDK's default 3: moto's `TransactWriteItems` deep-copies every table for its
+/// rollback and answers 500 when another request writes meanwhile (an emulator race that real
+/// DynamoDB does not have), which many tests writing at once make likely.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     let credentials = Credentials::new(
         "AKIDLOCALFAKEKEY0000",
@@ -147,6 +150,7 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
         .region(Region::new(REGION))
         .credentials_provider(credentials)
         .endpoint_url(endpoint)
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(8))
         .load()
         .await
 }

@@ -319,6 +319,7 @@ pub async fn put_settings(
         let field = match e {
             ecomdrive_core::amazon::solicitation::SettingsError::SendOnDay => "send_on_day",
             ecomdrive_core::amazon::solicitation::SettingsError::Marketplace(_) => "marketplaces",
+            ecomdrive_core::amazon::solicitation::SettingsError::TooManyExclusions => "exclusions",
         };
         ApiError::invalid(field, e.to_string())
     })?;

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use ecomdrive_core::amazon::jobs::MerchantJob;
 use ecomdrive_core::amazon::order::{AmazonOrderFacts, Order, OrderItem, OrderMarks};
 use ecomdrive_core::amazon::pacing::{Rate, TokenBucket};
-use ecomdrive_core::amazon::solicitation::{SolicitationSettings, SolicitationStatus};
+use ecomdrive_core::amazon::solicitation::{CLAIM_LEASE, SolicitationSettings, SolicitationStatus};
 use ecomdrive_core::amazon::{AmazonOrderId, SellingPartnerId, iso_date};
 use ecomdrive_core::ids::{AmazonConnectionId, ConversationId, CustomerId, MerchantId, UserId};
 use serde::{Deserialize, Serialize};
@@ -593,7 +593,8 @@ impl Store {
         })
     }
 
-    /// The scheduler's verdict. Never overwrites a final status, a record a sender holds, or one
+    /// The scheduler's verdict (as of `record.updated_at`). Never overwrites a final status, a
+    /// record a sender holds (within its lease), or one
     /// whose last attempt's answer was lost (the sender settles that with Amazon first); false
     /// when it did not write.
     pub async fn record_solicitation_decision(
@@ -619,8 +620,12 @@ impl Store {
             .expression_attribute_values(":sent", s(SolicitationStatus::Sent.as_str()))
             .expression_attribute_values(":failed", s(SolicitationStatus::Failed.as_str()))
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(
+                ":stale",
+                n(now_ms(record.updated_at - CLAIM_LEASE)),
+            )
             .condition_expression(
-                "attribute_not_exists(PK) OR (NOT #s IN (:sent, :failed) AND attribute_not_exists(claim_token) AND NOT unanswered_attempt = :yes)",
+                "attribute_not_exists(PK) OR (NOT #s IN (:sent, :failed) AND (attribute_not_exists(claim_token) OR claimed_at_ms < :stale) AND NOT unanswered_attempt = :yes)",
             );
         let mut sets = vec![
             "#s = :s",

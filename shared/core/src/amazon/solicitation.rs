@@ -18,6 +18,9 @@ pub const WINDOW_OPENS_AFTER: Duration = Duration::days(5);
 /// ...and closes this long after the latest.
 pub const WINDOW_CLOSES_AFTER: Duration = Duration::days(30);
 pub const DEFAULT_SEND_ON_DAY: u8 = 5;
+/// How long a sender's claim on an order holds. Longer than a sender may run (its Lambda
+/// timeout): a claim older than this belongs to a sender that died, and the order is free again.
+pub const CLAIM_LEASE: Duration = Duration::minutes(2);
 /// Day 30 after the latest delivery date is the last day Amazon may still allow.
 pub const MAX_SEND_ON_DAY: u8 = 30;
 
@@ -110,10 +113,15 @@ impl Default for SolicitationSettings {
     }
 }
 
+/// The most SKUs, ASINs or customers one exclusion list holds (the settings are one item).
+pub const MAX_EXCLUSIONS: usize = 1000;
+
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
     #[error("send_on_day must be between 0 and {MAX_SEND_ON_DAY}")]
     SendOnDay,
+    #[error("an exclusion list holds at most {MAX_EXCLUSIONS} entries of at most 64 characters")]
+    TooManyExclusions,
     #[error("unknown or unsupported marketplace {0}")]
     Marketplace(String),
 }
@@ -124,6 +132,18 @@ impl SolicitationSettings {
             .chain(self.marketplaces.values().map(|m| m.send_on_day));
         if days.flatten().any(|d| d > MAX_SEND_ON_DAY) {
             return Err(SettingsError::SendOnDay);
+        }
+        let lists_fit = [self.excluded_skus.len(), self.excluded_asins.len()]
+            .into_iter()
+            .chain([self.do_not_solicit_customers.len(), self.marketplaces.len()])
+            .all(|n| n <= MAX_EXCLUSIONS)
+            && self
+                .excluded_skus
+                .iter()
+                .chain(&self.excluded_asins)
+                .all(|v| v.len() <= 64);
+        if !lists_fit {
+            return Err(SettingsError::TooManyExclusions);
         }
         if let Some(unknown) = self
             .marketplaces
@@ -580,6 +600,16 @@ mod tests {
             after_check(false, false, Some(&w), after),
             SenderStep::Expired
         );
+    }
+
+    #[test]
+    fn exclusion_lists_are_bounded() {
+        let mut s = on();
+        s.excluded_skus = (0..=MAX_EXCLUSIONS).map(|i| format!("SKU-{i}")).collect();
+        assert_eq!(s.validate(), Err(SettingsError::TooManyExclusions));
+        let mut s = on();
+        s.excluded_asins.insert("B".repeat(65));
+        assert_eq!(s.validate(), Err(SettingsError::TooManyExclusions));
     }
 
     #[test]
