@@ -2331,3 +2331,99 @@ async fn policy_e9_an_order_linked_before_it_was_synced_shows_the_conversation_o
     );
     assert_eq!(body["customer_ids"], json!([customer]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_a10_a_sync_stopped_by_amazons_rate_limit_goes_on_where_it_stopped() {
+    let s = support::stack_with(|o| o.run_pollers = false).await;
+    let t = s.merchant(OWNER).await;
+    s.connect_amazon(&t).await;
+    let m = MerchantId::parse(&t.merchant_id).expect("merchant id");
+    let conn = s
+        .stack
+        .store
+        .amazon_connection(&m)
+        .await
+        .expect("store answers")
+        .expect("connected");
+    let job = MerchantJob {
+        merchant_id: m.clone(),
+        connection_id: conn.connection_id,
+    };
+    let get_orders = |s: &TestStack| -> Vec<(String, u16)> {
+        s.stack
+            .amazon
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == "/orders/v0/orders")
+            .map(|r| (r.query, r.status))
+            .collect()
+    };
+    // Two pages, then Amazon's minute-long wait: the sync stops and keeps its place.
+    s.stack
+        .amazon
+        .set_rate_limit(Operation::GetOrders, 0.0001, 2);
+    let now = OffsetDateTime::now_utc();
+    let stopped = s.stack.order_sync.sync(&job, now).await;
+    assert!(stopped.is_err(), "{stopped:?}");
+    let seen = get_orders(&s);
+    assert_eq!(
+        seen.iter().map(|(_, st)| *st).collect::<Vec<_>>(),
+        vec![200, 200, 429],
+        "{seen:?}"
+    );
+    let state = s
+        .stack
+        .store
+        .sync_state(&m)
+        .await
+        .expect("store answers")
+        .expect("progress kept");
+    let resume = state.resume.expect("where to go on");
+
+    // The next try (the queue's) goes on from the third page, not from the start.
+    s.stack
+        .amazon
+        .set_rate_limit(Operation::GetOrders, 100.0, 100);
+    let done = s
+        .stack
+        .order_sync
+        .sync(&job, now + Duration::minutes(1))
+        .await
+        .expect("the sync finishes");
+    assert!(matches!(done, SyncOutcome::Synced { .. }), "{done:?}");
+    let seen = get_orders(&s);
+    let (first_of_second_run, status) = &seen[3];
+    assert_eq!(*status, 200);
+    assert!(
+        first_of_second_run.contains("NextToken=")
+            && !first_of_second_run.contains("LastUpdatedAfter"),
+        "went on with the saved page token: {first_of_second_run}"
+    );
+    assert_eq!(seen.len(), 4, "no page was read twice: {seen:?}");
+    let stored = s.stack.store.all_orders(&m).await.expect("store answers");
+    let expected = s
+        .stack
+        .amazon
+        .orders(amazon_sandbox::DEMO_SELLER_ID)
+        .into_iter()
+        .filter(|o| {
+            o.last_update_date
+                .is_some_and(|d| d >= resume.since && d <= resume.until)
+        })
+        .count();
+    assert_eq!(
+        stored.len(),
+        expected,
+        "every order of the window is stored"
+    );
+    assert!(expected > 200, "the window spans three pages: {expected}");
+    let state = s
+        .stack
+        .store
+        .sync_state(&m)
+        .await
+        .expect("store answers")
+        .expect("watermark");
+    assert_eq!(state.resume, None);
+    assert_eq!(state.synced_until, resume.until);
+}

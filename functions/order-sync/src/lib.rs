@@ -7,7 +7,7 @@
 //! fetched for a merchant without a live connection (POLICY A2).
 
 use aws_lambda_events::event::sqs::SqsMessage;
-use ecomdrive_aws::store::amazon::SyncState;
+use ecomdrive_aws::store::amazon::{SyncResume, SyncState};
 use ecomdrive_aws::{AwsError, Queue, Store, TokenContext, TokenVault};
 use ecomdrive_core::amazon::AmazonOrderId;
 use ecomdrive_core::amazon::jobs::MerchantJob;
@@ -105,14 +105,21 @@ impl OrderSync {
             .client()
             .await
             .map_err(|e| SyncError::Config(e.to_string()))?;
-        let until = now - AMAZON_LAG;
-        let since = match self.store.sync_state(m).await? {
-            Some(s) => s.synced_until - OVERLAP,
-            None => now - BACKFILL,
-        }
-        .min(until);
+        let previous = self.store.sync_state(m).await?;
+        let (since, until, mut next_token) = match previous.as_ref().and_then(|p| p.resume.clone())
+        {
+            // Go on where Amazon's rate limit stopped the last one.
+            Some(r) => (r.since, r.until, Some(r.next_token)),
+            None => {
+                let until = now - AMAZON_LAG;
+                let since = match &previous {
+                    Some(p) => p.synced_until - OVERLAP,
+                    None => now - BACKFILL,
+                };
+                (since.min(until), until, None)
+            }
+        };
         let (mut orders, mut written) = (0u64, 0u64);
-        let mut next_token = None;
         loop {
             // A disconnect while syncing stops it at the next page: nothing more is fetched.
             if next_token.is_some()
@@ -136,6 +143,25 @@ impl OrderSync {
                         .mark_amazon_token_invalid(m, &conn.connection_id)
                         .await?;
                     return Ok(SyncOutcome::TokenRefused);
+                }
+                Err(e @ PlatformError::RateLimited { .. }) => {
+                    // Keep what was read: the queue's next try goes on from this page.
+                    if let Some(token) = query.next_token {
+                        let state = SyncState {
+                            synced_until: previous
+                                .as_ref()
+                                .map_or(since + OVERLAP, |p| p.synced_until),
+                            last_run_at: now,
+                            orders_seen: orders,
+                            resume: Some(SyncResume {
+                                since,
+                                until,
+                                next_token: token,
+                            }),
+                        };
+                        self.save(m, &conn.connection_id, &state).await?;
+                    }
+                    return Err(e.into());
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -161,23 +187,27 @@ impl OrderSync {
                 None => break,
             }
         }
-        self.store
-            .save_sync_state(
-                m,
-                &conn.connection_id,
-                &SyncState {
-                    synced_until: until,
-                    last_run_at: now,
-                    orders_seen: orders,
-                },
-            )
-            .await
-            .or_else(|e| match e {
-                // Disconnected while syncing: the watermark goes with the connection.
-                AwsError::Conflict(_) => Ok(()),
-                other => Err(other),
-            })?;
+        let state = SyncState {
+            synced_until: until,
+            last_run_at: now,
+            orders_seen: orders,
+            resume: None,
+        };
+        self.save(m, &conn.connection_id, &state).await?;
         Ok(SyncOutcome::Synced { orders, written })
+    }
+
+    async fn save(
+        &self,
+        m: &ecomdrive_core::ids::MerchantId,
+        connection: &ecomdrive_core::ids::AmazonConnectionId,
+        state: &SyncState,
+    ) -> Result<(), SyncError> {
+        match self.store.save_sync_state(m, connection, state).await {
+            // Disconnected while syncing: the watermark goes with the connection.
+            Ok(()) | Err(AwsError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -63,6 +63,20 @@ pub struct SyncState {
     #[serde(with = "time::serde::rfc3339")]
     pub last_run_at: OffsetDateTime,
     pub orders_seen: u64,
+    /// A sync that Amazon's rate limit stopped part-way: the next one goes on from here
+    /// instead of starting over (getOrders allows a burst of 20 pages, then one a minute).
+    #[serde(default)]
+    pub resume: Option<SyncResume>,
+}
+
+/// Where a stopped sync goes on: its window and the next page's token.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyncResume {
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+    pub next_token: String,
 }
 
 /// One order's review request as stored.
