@@ -718,6 +718,9 @@ async fn settings_round_trip_are_validated_and_only_managers_change_them() {
         json!({"enabled": true, "send_on_day": 31}),
         json!({"enabled": true, "marketplaces": {"A21TJRUUN4KGV": {"enabled": true, "send_on_day": 31}}}),
         json!({"enabled": true, "marketplaces": {"XXUNKNOWNXX": {"enabled": true, "send_on_day": 5}}}),
+        // More exclusions than one settings record holds, and an absurdly long SKU.
+        json!({"enabled": true, "excluded_skus": (0..=1000).map(|i| format!("SKU-{i}")).collect::<Vec<_>>()}),
+        json!({"enabled": true, "excluded_asins": ["B".repeat(65)]}),
     ] {
         let (status, body) = put_settings(&s, &t.token, &t, bad.clone()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad} → {body}");

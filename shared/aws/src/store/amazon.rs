@@ -7,7 +7,10 @@
 //! and finishes the record only while it still holds the claim. An attempt whose answer was lost
 //! stays marked (`unanswered_attempt`), so the next sender asks Amazon before doing anything.
 
-use super::{CursorScope, Page, Store, StoreResult, decode_cursor, encode_cursor, keys, now_ms};
+use super::{
+    CursorScope, Page, Store, StoreResult, decode_cursor, encode_cursor, keys, n, now_ms, rfc3339,
+    s,
+};
 use crate::AwsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use ecomdrive_core::amazon::jobs::MerchantJob;
@@ -19,13 +22,6 @@ use ecomdrive_core::ids::{AmazonConnectionId, ConversationId, CustomerId, Mercha
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use time::{Date, OffsetDateTime};
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
 
 /// A merchant's live Amazon connection. Deleted (token and all) on disconnect.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -873,9 +869,4 @@ impl Store {
         // Ten others took tokens meanwhile: certainly worth waiting a little.
         Ok(Err(200))
     }
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }

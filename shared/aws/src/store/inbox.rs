@@ -4,7 +4,9 @@
 //! marker that must not exist yet, so a redelivered webhook or a reprocessed SQS record writes
 //! nothing new. Conversations carry a `version` for optimistic concurrency between ingest workers.
 
-use super::{CursorScope, Page, Store, StoreResult, decode_cursor, encode_cursor, keys, now_ms};
+use super::{
+    CursorScope, Page, Store, StoreResult, decode_cursor, encode_cursor, keys, now_ms, rfc3339, s,
+};
 use crate::AwsError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use ecomdrive_core::ids::{
@@ -90,15 +92,6 @@ async fn back_off(attempt: u32) {
     let jitter = u64::from(OffsetDateTime::now_utc().nanosecond() % 10);
     let ms = 5 * u64::from(attempt + 1) + jitter;
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-}
-
-fn s(v: impl ToString) -> AttributeValue {
-    AttributeValue::S(v.to_string())
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 impl Store {

@@ -355,6 +355,22 @@ pub(crate) fn decode_cursor(
         .collect())
 }
 
+/// A string attribute.
+pub(crate) fn s(v: impl ToString) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+
+/// A number attribute.
+pub(crate) fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// Times are stored as RFC 3339 strings (UTC).
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 pub(crate) fn now_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
