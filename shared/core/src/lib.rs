@@ -9,6 +9,7 @@ pub mod messaging_window;
 pub mod role;
 pub mod secret;
 pub mod send_errors;
+pub mod settlement;
 pub mod webhook;
 
 pub use secret::Secret;
