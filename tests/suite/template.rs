@@ -181,7 +181,7 @@ fn role_statements() -> Vec<(&'static str, &'static Value)> {
     out
 }
 
-const FUNCTIONS: [&str; 8] = [
+const FUNCTIONS: [&str; 9] = [
     "ApiFunction",
     "MessengerWebhookFunction",
     "MessengerIngestFunction",
@@ -190,11 +190,12 @@ const FUNCTIONS: [&str; 8] = [
     "OrderSyncFunction",
     "SolicitationSchedulerFunction",
     "SolicitationSenderFunction",
+    "SettlementImportFunction",
 ];
 
 /// Every queue with its dead-letter queue and how often a message is received before it goes
 /// there.
-const QUEUES: [(&str, &str, f64); 5] = [
+const QUEUES: [(&str, &str, f64); 6] = [
     ("InboundQueue", "InboundDeadLetterQueue", 5.0),
     ("RepliesQueue", "RepliesDeadLetterQueue", 5.0),
     ("OrderSyncQueue", "OrderSyncDeadLetterQueue", 5.0),
@@ -205,6 +206,11 @@ const QUEUES: [(&str, &str, f64); 5] = [
     ),
     // The sender hands a message back when the seller's pace is exhausted: more receives.
     ("SolicitationsQueue", "SolicitationsDeadLetterQueue", 10.0),
+    (
+        "SettlementImportQueue",
+        "SettlementImportDeadLetterQueue",
+        5.0,
+    ),
 ];
 
 /// The actions of a statement (a single action or a list).
@@ -608,6 +614,13 @@ fn policy_a11_tokens_under_their_own_key() {
                 BTreeSet::from(["kms:Decrypt"]),
             ),
         ),
+        (
+            "SettlementImportRole",
+            (
+                BTreeSet::from(["amazon_seller"]),
+                BTreeSet::from(["kms:Decrypt"]),
+            ),
+        ),
     ]);
     assert_eq!(users, allowed.keys().copied().collect::<BTreeSet<_>>());
     // The name the Amazon functions seal refresh tokens under.
@@ -617,6 +630,7 @@ fn policy_a11_tokens_under_their_own_key() {
         ("AgentReplyFunction", "AgentReplyRole"),
         ("OrderSyncFunction", "OrderSyncRole"),
         ("SolicitationSenderFunction", "SolicitationSenderRole"),
+        ("SettlementImportFunction", "SettlementImportRole"),
     ] {
         assert_eq!(target(&properties(function)["Role"]), Some(role));
     }
@@ -991,7 +1005,12 @@ fn app_secrets_reach_only_the_functions_of_their_platform() {
     );
     assert_eq!(
         readers("AmazonAppSecret"),
-        BTreeSet::from(["ApiRole", "OrderSyncRole", "SolicitationSenderRole"])
+        BTreeSet::from([
+            "ApiRole",
+            "OrderSyncRole",
+            "SolicitationSenderRole",
+            "SettlementImportRole"
+        ])
     );
     // No statement reaches secrets other than by name.
     for (role, statement) in role_statements() {
@@ -1127,7 +1146,8 @@ fn functions_are_given_what_their_roles_may_use() {
         BTreeSet::from([
             "ApiFunction",
             "OrderSyncFunction",
-            "SolicitationSenderFunction"
+            "SolicitationSenderFunction",
+            "SettlementImportFunction"
         ])
     );
     let marketplace = &template()["Parameters"]["AmazonMarketplaceId"];
@@ -1172,6 +1192,7 @@ fn amazon_jobs_run_on_their_schedules_and_queues() {
         ["cron(30 3 * * ? *)"]
     );
     assert!(schedules("SolicitationSenderFunction").is_empty());
+    assert_eq!(schedules("SettlementImportFunction"), ["rate(6 hours)"]);
 
     let sqs = |function: &str| -> Vec<&'static Value> {
         properties(function)["Events"]
@@ -1182,14 +1203,29 @@ fn amazon_jobs_run_on_their_schedules_and_queues() {
             .map(|(_, e)| &e["Properties"])
             .collect()
     };
-    for (function, queue, max_batch) in [
-        ("OrderSyncFunction", "OrderSyncQueue", 5.0),
+    // Each job function, its queue, the largest batch and the longest timeout it may have.
+    for (function, queue, max_batch, max_timeout) in [
+        ("OrderSyncFunction", "OrderSyncQueue", 5.0, 300.0),
         (
             "SolicitationSchedulerFunction",
             "SolicitationPlanQueue",
             5.0,
+            300.0,
         ),
-        ("SolicitationSenderFunction", "SolicitationsQueue", 5.0),
+        (
+            "SolicitationSenderFunction",
+            "SolicitationsQueue",
+            5.0,
+            60.0,
+        ),
+        // One settlement job (a merchant's reports, or one uploaded file) per invocation, with
+        // Lambda's longest timeout: large files take minutes.
+        (
+            "SettlementImportFunction",
+            "SettlementImportQueue",
+            1.0,
+            900.0,
+        ),
     ] {
         let events = sqs(function);
         assert_eq!(events.len(), 1, "{function} consumes one queue");
@@ -1213,13 +1249,10 @@ fn amazon_jobs_run_on_their_schedules_and_queues() {
             BTreeSet::from([target(&properties(function)["Role"]).expect("a role")]),
             "only {function} consumes {queue}"
         );
+        let timeout = number(&properties(function)["Timeout"]).expect("an explicit Timeout");
         assert!(
-            number(&properties(function)["Timeout"]).expect("an explicit Timeout")
-                <= if function == "SolicitationSenderFunction" {
-                    60.0
-                } else {
-                    300.0
-                }
+            timeout <= max_timeout,
+            "{function} timeout {timeout}s > {max_timeout}s"
         );
     }
     let sender = sqs("SolicitationSenderFunction")[0];
@@ -1241,6 +1274,347 @@ fn amazon_jobs_run_on_their_schedules_and_queues() {
             }
         }
     }
+}
+
+/// settlement-import has room for large files (Lambda's longest timeout, /tmp for the streamed
+/// documents) and only what a settlement job needs: it writes and sums settlements but never
+/// deletes items or scans the table, reaches only its own queue, only Amazon seller tokens and
+/// only merchants' objects.
+#[test]
+fn settlement_import_has_room_for_large_files_and_least_privilege() {
+    let function = "SettlementImportFunction";
+    let props = properties(function);
+    assert_eq!(number(&props["Timeout"]), Some(900.0));
+    assert_eq!(number(&props["MemorySize"]), Some(1024.0));
+    assert_eq!(
+        number(&props["EphemeralStorage"]["Size"]),
+        Some(4096.0),
+        "documents are streamed to /tmp and read twice"
+    );
+
+    // Its resources: its own queue (fan-out), and from Globals the table, token key and bucket.
+    let env = own_env(function);
+    let globals = &template()["Globals"]["Function"]["Environment"]["Variables"];
+    for (name, id) in [
+        ("SETTLEMENT_IMPORT_QUEUE_URL", "SettlementImportQueue"),
+        ("AMAZON_SECRET_ID", "AmazonAppSecret"),
+        ("TABLE_NAME", "Table"),
+        ("TOKEN_KEY_ID", "TokenKey"),
+        ("DATA_BUCKET", "DataBucket"),
+    ] {
+        let value = env.get(name).unwrap_or(&globals[name]);
+        assert_eq!(target(value), Some(id), "{function} gets {name}");
+    }
+
+    let statements = statements_of(function);
+    for statement in &statements {
+        assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+        for action in actions(statement) {
+            assert!(
+                !action.contains('*'),
+                "{function}: wildcard action {action}"
+            );
+        }
+    }
+    let actions_on = |prefix: &str| -> BTreeSet<&'static str> {
+        statements
+            .iter()
+            .copied()
+            .flat_map(actions)
+            .filter(|a| a.starts_with(prefix))
+            .collect()
+    };
+
+    // Table: these five, on the table and its indexes; never DeleteItem or Scan.
+    assert_eq!(
+        actions_on("dynamodb:"),
+        BTreeSet::from([
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:BatchWriteItem",
+        ])
+    );
+    for statement in &statements {
+        if actions(statement)
+            .iter()
+            .any(|a| a.starts_with("dynamodb:"))
+        {
+            let resources: Vec<&Value> = match statement["Resource"].as_sequence() {
+                Some(items) => items.iter().collect(),
+                None => vec![&statement["Resource"]],
+            };
+            assert!(resources.iter().all(|r| mentions(r, "Table")));
+            assert!(
+                resources
+                    .iter()
+                    .any(|r| sub_text(r) == Some("${Table.Arn}/index/*")),
+                "{function} queries the table's indexes"
+            );
+        }
+    }
+
+    // Queue: consumes and fans out to its own queue, no other.
+    assert_eq!(
+        actions_on("sqs:"),
+        BTreeSet::from([
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueAttributes",
+            "sqs:SendMessage",
+        ])
+    );
+    for statement in &statements {
+        if actions(statement).iter().any(|a| a.starts_with("sqs:")) {
+            assert_eq!(
+                target(&statement["Resource"]),
+                Some("SettlementImportQueue"),
+                "{function} uses only its own queue"
+            );
+        }
+    }
+
+    // Bucket: archives reports, reads and deletes uploads, under merchants/ only.
+    assert_eq!(
+        actions_on("s3:"),
+        BTreeSet::from(["s3:PutObject", "s3:GetObject", "s3:DeleteObject"])
+    );
+    for statement in &statements {
+        if actions(statement).iter().any(|a| a.starts_with("s3:")) {
+            assert_eq!(
+                sub_text(&statement["Resource"]),
+                Some("${DataBucket.Arn}/merchants/*")
+            );
+        }
+    }
+
+    // Secrets: the Amazon app's only; KMS: seller tokens (see policy_a11) and DataKey through
+    // the services that store under it.
+    assert_eq!(
+        actions_on("secretsmanager:"),
+        BTreeSet::from(["secretsmanager:GetSecretValue"])
+    );
+    assert!(
+        statements.iter().all(|s| !mentions(s, "MetaAppSecret")),
+        "{function} never talks to Meta"
+    );
+    assert_eq!(
+        actions_on("kms:"),
+        BTreeSet::from(["kms:Decrypt", "kms:GenerateDataKey"])
+    );
+    for statement in &statements {
+        if mentions(&statement["Resource"], "DataKey") {
+            assert!(
+                !via_services(statement).is_empty(),
+                "{function} uses DataKey only through its services"
+            );
+        }
+    }
+    let prefixes: BTreeSet<&str> = statements
+        .iter()
+        .copied()
+        .flat_map(actions)
+        .filter_map(|a| a.split(':').next())
+        .collect();
+    assert_eq!(
+        prefixes,
+        BTreeSet::from(["logs", "sqs", "dynamodb", "kms", "secretsmanager", "s3"])
+    );
+}
+
+/// The `kms:ViaService` values (`!Sub` texts) a statement is limited to.
+fn via_services(statement: &Value) -> Vec<&str> {
+    let via = &statement["Condition"]["StringEquals"]["kms:ViaService"];
+    match via.as_sequence() {
+        Some(items) => items.iter().filter_map(sub_text).collect(),
+        None => sub_text(via).into_iter().collect(),
+    }
+}
+
+/// Objects are merchants' data (their key starts with `merchants/<merchant_id>/`): no role
+/// reaches the bucket elsewhere, and a role that writes or reads objects may use DataKey through
+/// S3 for it (the bucket encrypts with DataKey; a presigned PUT is signed by the api's role).
+#[test]
+fn roles_reach_only_merchant_objects_and_data_key_through_s3() {
+    let through_s3 = "s3.${AWS::Region}.amazonaws.com";
+    let mut object_roles = BTreeSet::new();
+    for (role, statement) in role_statements() {
+        let s3: Vec<&str> = actions(statement)
+            .into_iter()
+            .filter(|a| a.starts_with("s3:"))
+            .collect();
+        if s3.is_empty() {
+            continue;
+        }
+        object_roles.insert(role);
+        let resources: Vec<&Value> = match statement["Resource"].as_sequence() {
+            Some(items) => items.iter().collect(),
+            None => vec![&statement["Resource"]],
+        };
+        for resource in resources {
+            assert!(
+                sub_text(resource).is_some_and(|r| r.starts_with("${DataBucket.Arn}/merchants/")),
+                "{role}: {s3:?} must be limited to merchants' objects"
+            );
+        }
+        let may_kms = |action: &str| {
+            role_statements().into_iter().any(|(r, s)| {
+                r == role
+                    && s["Effect"].as_str() == Some("Allow")
+                    && mentions(&s["Resource"], "DataKey")
+                    && actions(s).contains(&action)
+                    && via_services(s).contains(&through_s3)
+            })
+        };
+        if s3.contains(&"s3:PutObject") {
+            assert!(
+                may_kms("kms:GenerateDataKey"),
+                "{role} writes objects: it needs kms:GenerateDataKey on DataKey through S3"
+            );
+        }
+        if s3.contains(&"s3:GetObject") {
+            assert!(
+                may_kms("kms:Decrypt"),
+                "{role} reads objects: it needs kms:Decrypt on DataKey through S3"
+            );
+        }
+    }
+    for role in ["ApiRole", "MessengerIngestRole", "SettlementImportRole"] {
+        assert!(object_roles.contains(role), "{role} stores objects");
+    }
+}
+
+/// The api queues settlement imports and signs the web app's upload URLs (a presigned PUT is
+/// allowed only if the signer may PutObject itself).
+#[test]
+fn api_may_queue_settlement_imports_and_presign_uploads() {
+    assert_eq!(
+        target(&own_env("ApiFunction")["SETTLEMENT_IMPORT_QUEUE_URL"]),
+        Some("SettlementImportQueue")
+    );
+    let statements = statements_of("ApiFunction");
+    let may = |action: &str, check: &dyn Fn(&Value) -> bool| {
+        statements.iter().any(|s| {
+            s["Effect"].as_str() == Some("Allow")
+                && actions(s).contains(&action)
+                && check(&s["Resource"])
+        })
+    };
+    assert!(may("sqs:SendMessage", &|r: &Value| target(r)
+        == Some("SettlementImportQueue")));
+    assert!(may("s3:PutObject", &|r: &Value| sub_text(r)
+        == Some("${DataBucket.Arn}/merchants/*")));
+}
+
+/// The settlement, COGS, P&L and reconciliation routes of the web app reach the api behind the
+/// Cognito authorizer (through its `/v1` catch-all, or explicit routes if it ever has them), and
+/// no other function or public route answers them.
+#[test]
+fn settlement_routes_reach_the_api_behind_cognito() {
+    const ROUTES: [(&str, &str); 12] = [
+        ("POST", "/v1/merchants/m/settlements"),
+        ("GET", "/v1/merchants/m/settlements"),
+        ("GET", "/v1/merchants/m/settlements/s"),
+        ("POST", "/v1/merchants/m/settlements/uploads"),
+        ("GET", "/v1/merchants/m/settlements/uploads/u"),
+        ("POST", "/v1/merchants/m/settlements/uploads/u/import"),
+        ("PUT", "/v1/merchants/m/cogs"),
+        ("GET", "/v1/merchants/m/cogs"),
+        ("GET", "/v1/merchants/m/pnl"),
+        ("GET", "/v1/merchants/m/pnl/skus"),
+        ("GET", "/v1/merchants/m/pnl/orders"),
+        ("GET", "/v1/merchants/m/reconciliation"),
+    ];
+    /// API Gateway's matching: `{name}` is one segment, a trailing `{name+}` one or more.
+    fn matches(pattern: &str, path: &str) -> bool {
+        let pattern: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
+        let path: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        for (i, part) in pattern.iter().enumerate() {
+            if part.starts_with('{') && part.ends_with("+}") {
+                return i == pattern.len() - 1 && path.len() > i;
+            }
+            let Some(segment) = path.get(i) else {
+                return false;
+            };
+            if !(part.starts_with('{') && part.ends_with('}')) && part != segment {
+                return false;
+            }
+        }
+        pattern.len() == path.len()
+    }
+    let mut routes = Vec::new();
+    for (function, props) in of_type("AWS::Serverless::Function") {
+        for (_, event) in props["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"].as_str() == Some("HttpApi") {
+                let p = &event["Properties"];
+                routes.push((
+                    function,
+                    p["Method"].as_str().expect("an explicit Method"),
+                    p["Path"].as_str().expect("an explicit Path"),
+                    p["Auth"]["Authorizer"].as_str(),
+                ));
+            }
+        }
+    }
+    for (method, path) in ROUTES {
+        let answering: Vec<_> = routes
+            .iter()
+            .filter(|(_, m, pattern, _)| (*m == "ANY" || *m == method) && matches(pattern, path))
+            .collect();
+        assert!(!answering.is_empty(), "no route serves {method} {path}");
+        for (function, _, pattern, authorizer) in answering {
+            assert_eq!(*function, "ApiFunction", "{method} {path} via {pattern}");
+            assert!(
+                matches!(authorizer, None | Some("CognitoJwt")),
+                "{method} {path} via {pattern} must need a Cognito token"
+            );
+        }
+    }
+}
+
+/// The web app PUTs large settlement files straight to the bucket with a presigned URL: CORS
+/// allows exactly that (PUT, from the app's origin), and multipart uploads a browser abandons
+/// are cleaned up after a day. The bucket stays private (policy_a13 test).
+#[test]
+fn data_bucket_takes_presigned_uploads_from_the_web_app_only() {
+    let bucket = properties("DataBucket");
+    let rules = bucket["CorsConfiguration"]["CorsRules"]
+        .as_sequence()
+        .expect("DataBucket has CORS rules");
+    assert!(!rules.is_empty());
+    for rule in rules {
+        let methods: Vec<&str> = rule["AllowedMethods"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(methods, ["PUT"], "the browser only uploads");
+        let origins = rule["AllowedOrigins"]
+            .as_sequence()
+            .expect("AllowedOrigins is a list");
+        assert!(!origins.is_empty());
+        for origin in origins {
+            assert_eq!(
+                target(origin),
+                Some("SpaOrigin"),
+                "only the web app's origin, never a wildcard"
+            );
+        }
+    }
+    let aborts_after = properties("DataBucket")["LifecycleConfiguration"]["Rules"]
+        .as_sequence()
+        .expect("DataBucket has lifecycle rules")
+        .iter()
+        .filter(|r| r["Status"].as_str() == Some("Enabled"))
+        .filter_map(|r| number(&r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]))
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(
+        aborts_after, 1.0,
+        "incomplete multipart uploads are aborted after 1 day"
+    );
 }
 
 /// Every route of the HTTP API needs a Cognito token except an explicit list of public ones
@@ -1396,6 +1770,11 @@ async fn provisioning_creates_what_the_template_declares() {
             &created.solicitations_dlq_url,
             "SolicitationsQueue",
         ),
+        (
+            &created.settlement_import_queue_url,
+            &created.settlement_import_dlq_url,
+            "SettlementImportQueue",
+        ),
     ] {
         let main = attributes(queue.clone()).await;
         let dead = attributes(dlq.clone()).await;
@@ -1522,8 +1901,12 @@ async fn provisioning_creates_what_the_template_declares() {
         env["SOLICITATIONS_QUEUE_URL"],
         created.solicitations_queue_url
     );
+    assert_eq!(
+        env["SETTLEMENT_IMPORT_QUEUE_URL"],
+        created.settlement_import_queue_url
+    );
     assert_eq!(env["AMAZON_SECRET_ID"], created.amazon_secret_id);
-    assert_eq!(env.len(), 10);
+    assert_eq!(env.len(), 11);
     // Every resource variable a function of the template is given, the local stack gives too.
     let mut declared: BTreeSet<&str> =
         template()["Globals"]["Function"]["Environment"]["Variables"]

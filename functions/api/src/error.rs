@@ -20,6 +20,16 @@ pub enum ApiError {
     Invalid(Vec<FieldError>),
     #[error("conflict: {detail}")]
     Conflict { kind: &'static str, detail: String },
+    /// A file refused whole: its first problems by line (line, reason), and whether there were more.
+    #[error("the file was rejected")]
+    Rejected {
+        problems: Vec<(u64, String)>,
+        more: bool,
+    },
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    #[error("payload too large")]
+    PayloadTooLarge,
     #[error("outside the messaging window: {0}")]
     OutsideWindow(String),
     #[error("rate limited")]
@@ -73,6 +83,23 @@ impl IntoResponse for ApiError {
             ApiError::Conflict { kind, detail } => {
                 Problem::new(StatusCode::CONFLICT, kind, "Conflict").with_detail(detail)
             }
+            ApiError::Rejected { problems, more } => {
+                let first = problems.first().map_or(0, |p| p.0);
+                let listed: Vec<serde_json::Value> = problems
+                    .into_iter()
+                    .map(|(line, reason)| serde_json::json!({"line": line, "reason": reason}))
+                    .collect();
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "file-rejected",
+                    "The file was rejected; nothing of it was stored",
+                )
+                .with_detail(format!("the first problem is on line {first}"))
+                .with_extra("problems", listed)
+                .with_extra("more_problems", more)
+            }
+            ApiError::UnsupportedMediaType(d) => Problem::unsupported_media_type(d),
+            ApiError::PayloadTooLarge => Problem::payload_too_large(),
             ApiError::OutsideWindow(detail) => Problem::new(
                 StatusCode::CONFLICT,
                 "outside-messaging-window",

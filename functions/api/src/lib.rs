@@ -12,13 +12,14 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
+use ecomdrive_aws::settlement_import::SettlementImporter;
 use ecomdrive_aws::{Queue, Store, TokenVault};
 use ecomdrive_platforms::outbound::OutboundHttp;
 use ecomdrive_runtime::amazon::AmazonApi;
 use ecomdrive_runtime::auth::JwtVerifier;
 use ecomdrive_runtime::problem::Problem;
 use ecomdrive_runtime::secrets::{MetaAppSecrets, MetaEndpoints, SecretCache};
-use routes::{amazon, inbox, merchants, messenger, orders};
+use routes::{amazon, inbox, merchants, messenger, orders, settlements};
 use std::sync::Arc;
 use time::OffsetDateTime;
 use utoipa::OpenApi;
@@ -51,6 +52,10 @@ pub struct AppState {
     /// The order-sync queue: the first sync right after a merchant connects Amazon.
     pub order_sync: Queue,
     pub amazon: AmazonApi,
+    /// Imports settlement files (direct uploads) and signs upload URLs for large ones.
+    pub settlements: SettlementImporter,
+    /// The settlement-import queue: imports of large uploaded files.
+    pub settlement_import: Queue,
     pub secrets: SecretCache<MetaAppSecrets>,
     pub http: OutboundHttp,
     pub jwt: JwtVerifier,
@@ -100,6 +105,18 @@ pub struct AppState {
         orders::summary,
         orders::get_settings,
         orders::put_settings,
+        settlements::upload_settlement,
+        settlements::list_settlements,
+        settlements::get_settlement,
+        settlements::create_upload,
+        settlements::import_upload,
+        settlements::get_upload,
+        settlements::put_cogs,
+        settlements::get_cogs,
+        settlements::pnl_by_period,
+        settlements::pnl_by_sku,
+        settlements::pnl_by_order,
+        settlements::reconciliation,
     )
 )]
 pub struct ApiDoc;
@@ -192,6 +209,50 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/merchants/{merchant_id}/solicitations/settings",
             get(orders::get_settings).put(orders::put_settings),
+        )
+        .route(
+            "/merchants/{merchant_id}/settlements",
+            post(settlements::upload_settlement)
+                .layer(DefaultBodyLimit::max(settlements::MAX_UPLOAD_BYTES))
+                .get(settlements::list_settlements),
+        )
+        .route(
+            "/merchants/{merchant_id}/settlements/uploads",
+            post(settlements::create_upload),
+        )
+        .route(
+            "/merchants/{merchant_id}/settlements/uploads/{upload_id}",
+            get(settlements::get_upload),
+        )
+        .route(
+            "/merchants/{merchant_id}/settlements/uploads/{upload_id}/import",
+            post(settlements::import_upload),
+        )
+        .route(
+            "/merchants/{merchant_id}/settlements/{settlement_id}",
+            get(settlements::get_settlement),
+        )
+        .route(
+            "/merchants/{merchant_id}/cogs",
+            put(settlements::put_cogs)
+                .layer(DefaultBodyLimit::max(settlements::MAX_UPLOAD_BYTES))
+                .get(settlements::get_cogs),
+        )
+        .route(
+            "/merchants/{merchant_id}/pnl",
+            get(settlements::pnl_by_period),
+        )
+        .route(
+            "/merchants/{merchant_id}/pnl/skus",
+            get(settlements::pnl_by_sku),
+        )
+        .route(
+            "/merchants/{merchant_id}/pnl/orders",
+            get(settlements::pnl_by_order),
+        )
+        .route(
+            "/merchants/{merchant_id}/reconciliation",
+            get(settlements::reconciliation),
         );
     Router::new()
         .nest("/v1", v1)

@@ -1,7 +1,9 @@
 //! Lambda entry point of `api`: wires the clients and serves the router.
 
+use ecomdrive_api::routes::settlements::MAX_UPLOAD_UNPACKED;
 use ecomdrive_api::{ApiConfig, AppState, router};
-use ecomdrive_aws::{Queue, Store, TokenVault};
+use ecomdrive_aws::settlement_import::{SettlementImporter, SizeLimit};
+use ecomdrive_aws::{Blobs, Queue, Store, TokenVault};
 use ecomdrive_platforms::outbound::{AllowList, OutboundHttp, Timeouts};
 use ecomdrive_runtime::amazon::{AmazonApi, AmazonEndpoints};
 use ecomdrive_runtime::auth::{JwtConfig, JwtVerifier};
@@ -20,17 +22,27 @@ async fn main() -> Result<(), lambda::Error> {
     };
     let http = OutboundHttp::new(AllowList::production(), Timeouts::default())?;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let store = Store::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        env::required("TABLE_NAME")?,
+    );
     let state = AppState {
-        store: Store::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            env::required("TABLE_NAME")?,
-        ),
+        store: store.clone(),
         vault: TokenVault::new(
             aws_sdk_kms::Client::new(&sdk),
             env::required("TOKEN_KEY_ID")?,
         ),
         replies: Queue::new(sqs.clone(), env::required("REPLIES_QUEUE_URL")?),
-        order_sync: Queue::new(sqs, env::required("ORDER_SYNC_QUEUE_URL")?),
+        order_sync: Queue::new(sqs.clone(), env::required("ORDER_SYNC_QUEUE_URL")?),
+        settlement_import: Queue::new(sqs, env::required("SETTLEMENT_IMPORT_QUEUE_URL")?),
+        settlements: SettlementImporter {
+            store: store.clone(),
+            blobs: Blobs::new(
+                ecomdrive_aws::s3_client(&sdk),
+                env::required("DATA_BUCKET")?,
+            ),
+            limit: SizeLimit(MAX_UPLOAD_UNPACKED),
+        },
         amazon: AmazonApi::new(
             AmazonEndpoints::from_env()?,
             http.clone(),

@@ -16,6 +16,13 @@ pub enum Operation {
     GetSolicitationActions,
     /// `POST /solicitations/v1/orders/{amazonOrderId}/solicitations/productReviewAndSellerFeedback`
     CreateSolicitation,
+    /// `GET /reports/2021-06-30/reports`.
+    GetReports,
+    /// `GET /reports/2021-06-30/documents/{reportDocumentId}`.
+    GetReportDocument,
+    /// `GET /_documents/{reportDocumentId}`: the presigned document URL (S3 at Amazon). No rate
+    /// limit; a fault answers S3's XML error.
+    DownloadReportDocument,
 }
 
 /// A token bucket's settings: `rate_per_sec` tokens come back each second, up to `burst`.
@@ -35,11 +42,15 @@ impl Operation {
             Self::GetOrderItems => "getOrderItems",
             Self::GetSolicitationActions => "getSolicitationActionsForOrder",
             Self::CreateSolicitation => "createProductReviewAndSellerFeedbackSolicitation",
+            Self::GetReports => "getReports",
+            Self::GetReportDocument => "getReportDocument",
+            Self::DownloadReportDocument => "downloadReportDocument",
         }
     }
 
-    /// The default usage plan from the Orders v0 and Solicitations v1 references. LWA documents
-    /// none, so the token endpoint is unlimited unless a test sets a limit.
+    /// The default usage plan from the Orders v0, Solicitations v1 and Reports 2021-06-30
+    /// references. LWA and S3 document none, so the token endpoint and document downloads are
+    /// unlimited unless a test sets a limit.
     pub fn default_rate_limit(self) -> Option<RateLimit> {
         let limit = |rate_per_sec, burst| {
             Some(RateLimit {
@@ -48,10 +59,12 @@ impl Operation {
             })
         };
         match self {
-            Self::LwaToken => None,
+            Self::LwaToken | Self::DownloadReportDocument => None,
             Self::GetOrders => limit(0.0167, 20),
             Self::GetOrder | Self::GetOrderItems => limit(0.5, 30),
             Self::GetSolicitationActions | Self::CreateSolicitation => limit(1.0, 5),
+            Self::GetReports => limit(0.0222, 10),
+            Self::GetReportDocument => limit(0.0167, 15),
         }
     }
 

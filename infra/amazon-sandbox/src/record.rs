@@ -31,13 +31,15 @@ pub struct SolicitationRequest {
     pub at: OffsetDateTime,
 }
 
-const SENSITIVE: [&str; 6] = [
+const SENSITIVE: [&str; 7] = [
     "client_secret",
     "code",
     "refresh_token",
     "access_token",
     "spapi_oauth_code",
     "x-amz-access-token",
+    // The signature of a presigned report document URL: whoever has it can read the document.
+    "x-amz-signature",
 ];
 
 /// The query string with the values of [`SENSITIVE`] parameters replaced, the rest as sent.

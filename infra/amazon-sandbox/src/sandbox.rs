@@ -17,7 +17,9 @@ use crate::order::SandboxOrder;
 use crate::orders_api::PageCursor;
 use crate::rate_limit::Bucket;
 use crate::record::{RecordedRequest, SolicitationRequest, redact_query};
-use crate::{demo, ids, lwa, orders_api, solicitations};
+use crate::reports::{DOCUMENTS_PATH, DocumentGrant, ReportsCursor};
+use crate::settlement::{DemoSettlement, settlement_files};
+use crate::{demo, ids, lwa, orders_api, reports, solicitations};
 
 /// The demo seller of [`SandboxConfig::demo`].
 pub const DEMO_SELLER_ID: &str = "A2DEMOSELLER01IN";
@@ -61,11 +63,29 @@ impl std::fmt::Debug for SandboxConfig {
 
 impl SandboxConfig {
     /// One seller, [`DEMO_SELLER_ID`] on Amazon.in, with ~300 deterministic orders placed over
-    /// the 60 days before now (see `demo.rs`).
+    /// the 60 days before now (see `demo.rs`), and three settlement reports of them (see
+    /// `settlement.rs`).
     pub fn demo(
         client_id: impl Into<String>,
         client_secret: impl Into<String>,
         application_id: impl Into<String>,
+    ) -> Self {
+        Self::demo_at(
+            client_id,
+            client_secret,
+            application_id,
+            OffsetDateTime::now_utc(),
+        )
+    }
+
+    /// [`SandboxConfig::demo`] with the demo orders placed before `now` rather than the real
+    /// time: with the sandbox clock set to the same `now`, its settlement reports are exactly
+    /// [`crate::demo_settlement_files`]`(now)`.
+    pub fn demo_at(
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+        application_id: impl Into<String>,
+        now: OffsetDateTime,
     ) -> Self {
         Self {
             client_id: client_id.into(),
@@ -74,7 +94,7 @@ impl SandboxConfig {
             sellers: vec![SandboxSeller {
                 selling_partner_id: DEMO_SELLER_ID.to_owned(),
                 marketplace_id: INDIA_MARKETPLACE.to_owned(),
-                orders: demo::orders(INDIA_MARKETPLACE, OffsetDateTime::now_utc()),
+                orders: demo::orders(INDIA_MARKETPLACE, now),
             }],
         }
     }
@@ -125,6 +145,12 @@ pub(crate) struct SandboxState {
     pub access_tokens: HashMap<String, AccessGrant>,
     pub refresh_tokens: HashMap<String, RefreshGrant>,
     pub next_tokens: HashMap<String, PageCursor>,
+    /// getReports' `nextToken`s.
+    pub report_next_tokens: HashMap<String, ReportsCursor>,
+    /// The signatures of the report document URLs handed out.
+    pub document_grants: HashMap<String, DocumentGrant>,
+    /// Where the sandbox listens (`http://127.0.0.1:PORT`), once [`AmazonSandbox::serve`] knows.
+    base_url: Option<String>,
     /// (seller id, order id) of every order a solicitation was sent for.
     pub solicited: HashSet<(String, String)>,
     limits: HashMap<Operation, RateLimit>,
@@ -244,6 +270,9 @@ impl AmazonSandbox {
             access_tokens: HashMap::new(),
             refresh_tokens: HashMap::new(),
             next_tokens: HashMap::new(),
+            report_next_tokens: HashMap::new(),
+            document_grants: HashMap::new(),
+            base_url: None,
             solicited: HashSet::new(),
             limits: HashMap::new(),
             buckets: HashMap::new(),
@@ -293,13 +322,22 @@ impl AmazonSandbox {
             .await
             .map_err(SandboxError::Bind)?;
         let addr = listener.local_addr().map_err(SandboxError::Bind)?;
+        let base_url = format!("http://{addr}");
+        // Report document URLs point back here.
+        self.lock().base_url = Some(base_url.clone());
         let app = self.router();
         tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::warn!(%error, "amazon sandbox server stopped");
             }
         });
-        Ok(format!("http://{addr}"))
+        Ok(base_url)
+    }
+
+    /// The base URL [`AmazonSandbox::serve`] listens on (`None` for a router mounted elsewhere:
+    /// report document URLs then use the request's `Host`).
+    pub fn base_url(&self) -> Option<String> {
+        self.lock().base_url.clone()
     }
 
     /// LWA, the consent page and the SP-API operations; every request is recorded in
@@ -321,6 +359,15 @@ impl AmazonSandbox {
             .route(
                 "/solicitations/v1/orders/{order_id}/solicitations/productReviewAndSellerFeedback",
                 post(solicitations::create),
+            )
+            .route("/reports/2021-06-30/reports", get(reports::get_reports))
+            .route(
+                "/reports/2021-06-30/documents/{report_document_id}",
+                get(reports::get_report_document),
+            )
+            .route(
+                &format!("{DOCUMENTS_PATH}/{{report_document_id}}"),
+                get(reports::download_document),
             )
             .fallback(unknown_path)
             .layer(middleware::from_fn_with_state(self.clone(), record_request))
@@ -371,6 +418,25 @@ impl AmazonSandbox {
         orders
             .sort_by(|a, b| (a.last_updated(), &a.order_id).cmp(&(b.last_updated(), &b.order_id)));
         orders
+    }
+
+    /// The settlement reports the sandbox serves that seller now: the demo seller's three (from
+    /// its configured orders, for periods ending before the sandbox clock's now, see
+    /// `settlement.rs`), none for anyone else.
+    pub fn settlements(&self, seller_id: &str) -> Vec<DemoSettlement> {
+        if seller_id != DEMO_SELLER_ID {
+            return Vec::new();
+        }
+        let Some(seller) = self
+            .inner
+            .config
+            .sellers
+            .iter()
+            .find(|s| s.selling_partner_id == seller_id)
+        else {
+            return Vec::new();
+        };
+        settlement_files(&seller.orders, self.now())
     }
 
     /// Whether a solicitation was sent for that order (also by a call whose answer was lost).

@@ -49,6 +49,11 @@ impl Params {
         self
     }
 
+    /// The names of the parameters sent.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(name, _)| name.as_str())
+    }
+
     /// The value as sent, even empty.
     pub fn raw(&self, name: &str) -> Option<&str> {
         self.0

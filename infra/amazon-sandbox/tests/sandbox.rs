@@ -1,10 +1,12 @@
 //! The sandbox checked against what Amazon documents, over real HTTP on loopback.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
 
 use amazon_sandbox::{
-    AmazonSandbox, DEMO_SELLER_ID, Fault, FulfillmentChannel, INDIA_MARKETPLACE, Operation,
-    OrderStatus, SandboxConfig, SandboxItem, SandboxOrder, SandboxSeller, local_routes,
+    AmazonSandbox, DEMO_SELLER_ID, DemoSettlement, Fault, FulfillmentChannel, INDIA_MARKETPLACE,
+    Operation, OrderStatus, SETTLEMENT_HEADER, SETTLEMENT_REPORT_TYPE, SandboxConfig, SandboxItem,
+    SandboxOrder, SandboxSeller, demo_settlement_files, local_routes,
 };
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -19,12 +21,14 @@ const REDIRECT: &str = "http://127.0.0.1:9/oauth/amazon/callback";
 /// Amazon's static sandbox answers whatever the token.
 const ANY_TOKEN: &str = "Atza|any-token-the-static-sandbox-accepts";
 
-const SP_API_OPERATIONS: [Operation; 5] = [
+const SP_API_OPERATIONS: [Operation; 7] = [
     Operation::GetOrders,
     Operation::GetOrder,
     Operation::GetOrderItems,
     Operation::GetSolicitationActions,
     Operation::CreateSolicitation,
+    Operation::GetReports,
+    Operation::GetReportDocument,
 ];
 
 /// One HTTP answer.
@@ -1382,4 +1386,554 @@ async fn the_handle_adds_and_replaces_orders_and_shares_state_between_clones() {
             .is_none()
     );
     assert!(s.sandbox.authorize("A0NOSUCHSELLER").is_err());
+}
+
+// ---------------------------------------------------------------- Reports API: settlements
+
+/// The sandbox clock of the settlement tests: the demo orders are placed before it too.
+const SETTLED_NOW: OffsetDateTime = datetime!(2025-06-30 12:00 UTC);
+const SETTLEMENT_TYPE: &str = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2";
+
+/// The demo seller with orders and clock at [`SETTLED_NOW`], no rate limits in the way, and a
+/// token.
+async fn setup_settled() -> (Setup, String) {
+    let s = setup_with(SandboxConfig::demo_at(
+        CLIENT_ID,
+        CLIENT_SECRET,
+        APP_ID,
+        SETTLED_NOW,
+    ))
+    .await;
+    for operation in SP_API_OPERATIONS {
+        s.sandbox.set_rate_limit(operation, 1_000.0, 1_000);
+    }
+    let token = s.token_at(SETTLED_NOW);
+    (s, token)
+}
+
+fn reports_query(extra: &str) -> String {
+    format!(
+        "/reports/2021-06-30/reports?reportTypes={SETTLEMENT_TYPE}&processingStatuses=DONE{extra}"
+    )
+}
+
+/// An amount of the flat file in paise: `-12.30` → -1230.
+fn paise(text: &str) -> i64 {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap();
+    assert_eq!(fraction.len(), 2, "{text}");
+    let value = whole.parse::<i64>().unwrap() * 100 + fraction.parse::<i64>().unwrap();
+    if negative { -value } else { value }
+}
+
+impl Setup {
+    async fn download(&self, url: &str) -> (u16, Vec<u8>) {
+        let response = self.http.get(url).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.bytes().await.unwrap().to_vec())
+    }
+
+    async fn document(&self, document_id: &str, token: &str) -> Answer {
+        self.get(
+            &format!("/reports/2021-06-30/documents/{document_id}"),
+            token,
+        )
+        .await
+    }
+}
+
+#[test]
+fn the_demo_settlements_are_three_consecutive_fortnights_before_now() {
+    let files = demo_settlement_files(SETTLED_NOW);
+    let periods: Vec<(OffsetDateTime, OffsetDateTime)> =
+        files.iter().map(|f| (f.start, f.end)).collect();
+    assert_eq!(
+        periods,
+        [
+            (
+                datetime!(2025-05-18 00:00 UTC),
+                datetime!(2025-06-01 00:00 UTC)
+            ),
+            (
+                datetime!(2025-06-01 00:00 UTC),
+                datetime!(2025-06-15 00:00 UTC)
+            ),
+            (
+                datetime!(2025-06-15 00:00 UTC),
+                datetime!(2025-06-29 00:00 UTC)
+            ),
+        ]
+    );
+    let ids: Vec<&str> = files.iter().map(|f| f.settlement_id.as_str()).collect();
+    assert_eq!(ids, ["24000202400", "24000202541", "24000202682"]);
+    assert_eq!(
+        files.iter().map(|f| f.gzip).collect::<Vec<_>>(),
+        [false, true, false]
+    );
+    assert_eq!(SETTLEMENT_REPORT_TYPE, SETTLEMENT_TYPE);
+    assert_eq!(
+        files[1].underpaid_order_id.as_deref(),
+        Some("406-1791148-1120526")
+    );
+    assert_eq!(
+        files[2].refunded_order_id.as_deref(),
+        Some("406-7630381-5879102")
+    );
+}
+
+#[tokio::test]
+async fn settlement_reports_are_listed_newest_first_and_paged_with_the_next_token_alone() {
+    let (s, token) = setup_settled().await;
+    let expected = demo_settlement_files(SETTLED_NOW);
+    assert_eq!(s.sandbox.settlements(DEMO_SELLER_ID), expected);
+
+    let mut pages = vec![s.get(&reports_query("&pageSize=1"), &token).await];
+    while let Some(next) = pages.last().unwrap().body["nextToken"].as_str() {
+        let next = encoded(next);
+        // Amazon: with a nextToken, any other parameter is refused.
+        let mixed = s
+            .get(&reports_query(&format!("&nextToken={next}")), &token)
+            .await;
+        assert_amazon_error(&mixed, 400, "InvalidInput");
+        pages.push(
+            s.get(
+                &format!("/reports/2021-06-30/reports?nextToken={next}"),
+                &token,
+            )
+            .await,
+        );
+        assert!(pages.len() < 10, "paging does not end");
+    }
+    assert_eq!(pages.len(), 3);
+    let mut listed = Vec::new();
+    for page in &pages {
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert_eq!(page.header("x-amzn-ratelimit-limit"), Some("1000.0"));
+        let reports = page.body["reports"].as_array().unwrap();
+        assert_eq!(reports.len(), 1);
+        listed.push(reports[0].clone());
+    }
+    let newest_first: Vec<&DemoSettlement> = expected.iter().rev().collect();
+    for (report, settlement) in listed.iter().zip(newest_first) {
+        assert_eq!(report["reportId"], settlement.report_id.as_str());
+        assert_eq!(report["reportType"], SETTLEMENT_TYPE);
+        assert_eq!(report["processingStatus"], "DONE");
+        assert_eq!(report["marketplaceIds"], json!([INDIA_MARKETPLACE]));
+        assert_eq!(report["dataStartTime"], iso(settlement.start));
+        assert_eq!(report["dataEndTime"], iso(settlement.end));
+        assert_eq!(report["createdTime"], iso(settlement.created));
+        assert_eq!(
+            report["reportDocumentId"],
+            settlement.report_document_id.as_str()
+        );
+    }
+
+    // One page of 100 holds them all; the default page is 10.
+    for extra in ["&pageSize=100", ""] {
+        let all = s.get(&reports_query(extra), &token).await;
+        assert_eq!(all.body["reports"].as_array().unwrap().len(), 3);
+        assert!(all.body.get("nextToken").is_none());
+    }
+    // Other report types, statuses or marketplaces: none.
+    for query in [
+        "/reports/2021-06-30/reports?reportTypes=GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
+        &reports_query("&processingStatuses=FATAL").replace("processingStatuses=DONE&", ""),
+        &reports_query("&marketplaceIds=ATVPDKIKX0DER"),
+    ] {
+        let none = s.get(query, &token).await;
+        assert_eq!(none.status, 200, "{query}: {}", none.body);
+        assert_eq!(none.body, json!({ "reports": [] }), "{query}");
+    }
+}
+
+#[tokio::test]
+async fn created_since_picks_the_newer_settlement_reports() {
+    let (s, token) = setup_settled().await;
+    let files = demo_settlement_files(SETTLED_NOW);
+    let listed = |answer: &Answer| -> Vec<String> {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.body["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["reportId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let since = |at: OffsetDateTime| format!("&createdSince={}", encoded(&iso(at)));
+
+    let newer = s
+        .get(&reports_query(&since(files[1].created)), &token)
+        .await;
+    assert_eq!(
+        listed(&newer),
+        [files[2].report_id.clone(), files[1].report_id.clone()]
+    );
+    let none = s
+        .get(
+            &reports_query(&since(files[2].created + Duration::seconds(1))),
+            &token,
+        )
+        .await;
+    assert!(listed(&none).is_empty());
+    let until = format!("&createdUntil={}", encoded(&iso(files[0].created)));
+    let oldest = s.get(&reports_query(&until), &token).await;
+    assert_eq!(listed(&oldest), [files[0].report_id.clone()]);
+    // The periods follow the sandbox clock (they end before its now).
+    s.sandbox.set_now(SETTLED_NOW + Duration::days(100));
+    let moved = s.sandbox.settlements(DEMO_SELLER_ID);
+    assert_eq!(moved.len(), 3);
+    assert!(moved[0].start > files[2].end);
+}
+
+#[tokio::test]
+async fn get_reports_refuses_what_amazon_refuses() {
+    let (s, token) = setup_settled().await;
+    for query in [
+        "/reports/2021-06-30/reports".to_owned(),
+        "/reports/2021-06-30/reports?processingStatuses=DONE".to_owned(),
+        "/reports/2021-06-30/reports?reportTypes=".to_owned(),
+        format!(
+            "/reports/2021-06-30/reports?reportTypes={}",
+            ["A"; 11].join(",")
+        ),
+        reports_query("&pageSize=0"),
+        reports_query("&pageSize=101"),
+        reports_query("&pageSize=ten"),
+        reports_query("&processingStatuses=FINISHED"),
+        reports_query("&createdSince=yesterday"),
+        reports_query("&createdUntil=2025-13-01T00:00:00Z"),
+        reports_query("&createdSince=2025-06-02T00:00:00Z&createdUntil=2025-06-01T00:00:00Z"),
+        "/reports/2021-06-30/reports?nextToken=made-up".to_owned(),
+    ] {
+        let answer = s.get(&query, &token).await;
+        assert_amazon_error(&answer, 400, "InvalidInput");
+        assert!(answer.header("x-amzn-requestid").is_some(), "{query}");
+    }
+    let missing = s.sp(reqwest::Method::GET, &reports_query(""), None).await;
+    assert_amazon_error(&missing, 403, "Unauthorized");
+    let unknown_document = s.document("amzn1.spdoc.1.4.eu.nothing", &token).await;
+    assert_amazon_error(&unknown_document, 404, "NotFound");
+}
+
+#[tokio::test]
+async fn get_reports_and_get_report_document_have_amazon_s_rate_limits() {
+    let s = setup_with(SandboxConfig::demo_at(
+        CLIENT_ID,
+        CLIENT_SECRET,
+        APP_ID,
+        SETTLED_NOW,
+    ))
+    .await;
+    let token = s.token_at(SETTLED_NOW);
+    // getReports: 0.0222 per second, burst 10.
+    for _ in 0..10 {
+        let answer = s.get(&reports_query(""), &token).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.header("x-amzn-ratelimit-limit"), Some("0.0222"));
+    }
+    assert_amazon_error(
+        &s.get(&reports_query(""), &token).await,
+        429,
+        "QuotaExceeded",
+    );
+    // getReportDocument: 0.0167 per second, burst 15.
+    let document = &demo_settlement_files(SETTLED_NOW)[0].report_document_id;
+    for _ in 0..15 {
+        let answer = s.document(document, &token).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.header("x-amzn-ratelimit-limit"), Some("0.0167"));
+    }
+    assert_amazon_error(&s.document(document, &token).await, 429, "QuotaExceeded");
+}
+
+#[tokio::test]
+async fn a_report_document_is_a_presigned_url_to_the_exact_file_gzipped_when_it_says_so() {
+    let (s, token) = setup_settled().await;
+    let files = demo_settlement_files(SETTLED_NOW);
+    for file in &files {
+        let answer = s.document(&file.report_document_id, &token).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(
+            answer.body["reportDocumentId"],
+            file.report_document_id.as_str()
+        );
+        let url = answer.body["url"].as_str().unwrap();
+        assert!(url.starts_with(&format!("{}/_documents/", s.base)), "{url}");
+        let expected_keys: HashSet<&str> = if file.gzip {
+            assert_eq!(answer.body["compressionAlgorithm"], "GZIP");
+            HashSet::from(["reportDocumentId", "url", "compressionAlgorithm"])
+        } else {
+            HashSet::from(["reportDocumentId", "url"])
+        };
+        let keys: HashSet<&str> = answer
+            .body
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, expected_keys);
+
+        // The presigned URL needs no access token.
+        let (status, bytes) = s.download(url).await;
+        assert_eq!(status, 200);
+        let text = if file.gzip {
+            assert_eq!(&bytes[..2], [0x1f, 0x8b], "gzip magic");
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(bytes.as_slice())
+                .read_to_string(&mut text)
+                .unwrap();
+            text
+        } else {
+            String::from_utf8(bytes).unwrap()
+        };
+        assert_eq!(text, file.tsv);
+    }
+
+    // A signature the sandbox did not issue, or for another document: S3's 403.
+    let answer = s.document(&files[0].report_document_id, &token).await;
+    let url = answer.body["url"].as_str().unwrap().to_owned();
+    let forged = format!("{}x", url);
+    let (status, body) = s.download(&forged).await;
+    assert_eq!(status, 403);
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .contains("<Code>AccessDenied</Code>")
+    );
+    let other = url.replace(&files[0].report_document_id, &files[2].report_document_id);
+    assert_eq!(s.download(&other).await.0, 403);
+    let unsigned = url.split('?').next().unwrap().to_owned();
+    assert_eq!(s.download(&unsigned).await.0, 403);
+    // A fault answers S3's error; the next download works again.
+    s.sandbox
+        .fail_next(Operation::DownloadReportDocument, Fault::Status(500), 1);
+    assert_eq!(s.download(&url).await.0, 500);
+    assert_eq!(s.download(&url).await.0, 200);
+    // Five minutes later the URL has expired.
+    s.sandbox.set_now(SETTLED_NOW + Duration::minutes(6));
+    let (status, body) = s.download(&url).await;
+    assert_eq!(status, 403);
+    assert!(String::from_utf8(body).unwrap().contains("expired"));
+
+    // The signature is a credential: the record keeps it out.
+    let downloads: Vec<_> = s
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/_documents/"))
+        .collect();
+    assert!(!downloads.is_empty());
+    let signature = query_value(&url::Url::parse(&url).unwrap(), "X-Amz-Signature").unwrap();
+    for request in downloads {
+        assert!(!request.query.contains(&signature), "{}", request.query);
+    }
+}
+
+/// One detail row of a flat file, by column name.
+struct Row<'a>(HashMap<&'a str, &'a str>);
+
+impl Row<'_> {
+    fn get(&self, column: &str) -> &str {
+        self.0[column]
+    }
+    fn paise(&self) -> i64 {
+        paise(self.get("amount"))
+    }
+    fn is_item_price(&self) -> bool {
+        self.get("amount-type") == "ItemPrice"
+    }
+}
+
+#[tokio::test]
+async fn each_demo_settlement_adds_up_and_pays_the_shipped_demo_orders_exactly() {
+    let (s, token) = setup_settled().await;
+    let files = demo_settlement_files(SETTLED_NOW);
+
+    // What getOrders says the orders are.
+    let created_after = encoded(&iso(SETTLED_NOW - Duration::days(61)));
+    let query = format!("MarketplaceIds={INDIA_MARKETPLACE}&CreatedAfter={created_after}");
+    let mut orders: HashMap<String, Value> = HashMap::new();
+    for page in s.all_pages(&query, &token).await {
+        for order in page["payload"]["Orders"].as_array().unwrap() {
+            let id = order["AmazonOrderId"].as_str().unwrap().to_owned();
+            orders.insert(id, order.clone());
+        }
+    }
+    assert_eq!(orders.len(), 300);
+    let underpaid = files[1].underpaid_order_id.clone().unwrap();
+    let refunded = files[2].refunded_order_id.clone().unwrap();
+    let mut sold_in: HashMap<String, usize> = HashMap::new();
+
+    for (index, file) in files.iter().enumerate() {
+        let lines: Vec<&str> = file.tsv.lines().collect();
+        assert!(file.tsv.ends_with('\n') && !file.tsv.contains('\r'));
+        let header: Vec<&str> = lines[0].split('\t').collect();
+        assert_eq!(header, SETTLEMENT_HEADER);
+        let summary: Vec<&str> = lines[1].split('\t').collect();
+        assert_eq!(summary.len(), 24);
+        assert_eq!(summary[0], file.settlement_id);
+        assert_eq!(summary[0].len(), 11);
+        assert!(summary[0].bytes().all(|b| b.is_ascii_digit()));
+        assert_eq!(
+            summary[1],
+            file.start.format(&Rfc3339).unwrap().replace('Z', "+00:00")
+        );
+        assert_eq!(
+            summary[2],
+            file.end.format(&Rfc3339).unwrap().replace('Z', "+00:00")
+        );
+        assert!(summary[3].ends_with("T00:00:00+00:00"));
+        assert_eq!(summary[5], "INR");
+        assert!(summary[6..].iter().all(|f| f.is_empty()));
+
+        let rows: Vec<Row> = lines[2..]
+            .iter()
+            .map(|line| {
+                let fields: Vec<&str> = line.split('\t').collect();
+                assert_eq!(fields.len(), 24, "{line}");
+                assert_eq!(fields[0], file.settlement_id);
+                assert!(fields[1..6].iter().all(|f| f.is_empty()), "{line}");
+                Row(header.iter().copied().zip(fields).collect())
+            })
+            .collect();
+        // The total is the exact sum of the detail amounts.
+        let total: i64 = rows.iter().map(Row::paise).sum();
+        assert_eq!(paise(summary[4]), total);
+        assert_eq!(file.total_paise, total);
+
+        let mut by_order: HashMap<&str, (i64, i64)> = HashMap::new();
+        let mut storage_fees = 0;
+        for row in &rows {
+            let posted = OffsetDateTime::parse(row.get("posted-date-time"), &Rfc3339).unwrap();
+            assert!(row.get("posted-date-time").ends_with("+00:00"));
+            assert_eq!(row.get("posted-date"), &row.get("posted-date-time")[..10]);
+            assert!(
+                (file.start..file.end).contains(&posted),
+                "posted in the period"
+            );
+            assert_eq!(row.get("marketplace-name"), "Amazon.in");
+            let principal = row.is_item_price() && row.get("amount-description") == "Principal";
+            assert_eq!(!row.get("quantity-purchased").is_empty(), principal);
+            match row.get("transaction-type") {
+                "Order" => {
+                    let entry = by_order.entry(row.get("order-id")).or_default();
+                    if row.is_item_price() {
+                        entry.0 += row.paise();
+                    }
+                    assert!(!row.get("sku").is_empty());
+                }
+                "Refund" => {
+                    assert_eq!(row.get("order-id"), refunded);
+                    let entry = by_order.entry(row.get("order-id")).or_default();
+                    if row.is_item_price() {
+                        entry.1 += row.paise();
+                    }
+                }
+                "other-transaction" => {
+                    assert_eq!(row.get("order-id"), "");
+                    assert_eq!(row.get("amount-description"), "Storage Fee");
+                    storage_fees += 1;
+                }
+                other => panic!("unexpected transaction type {other}"),
+            }
+        }
+        assert_eq!(storage_fees, usize::from(index == 2));
+
+        // An order's lines are contiguous.
+        let mut seen: Vec<&str> = Vec::new();
+        for row in &rows {
+            let id = row.get("order-id");
+            if !id.is_empty() && seen.last() != Some(&id) {
+                assert!(!seen.contains(&id), "{id} comes back later");
+                seen.push(id);
+            }
+        }
+
+        for (order_id, (sold, refund)) in by_order {
+            let order = &orders[order_id];
+            let order_total = paise(order["OrderTotal"]["Amount"].as_str().unwrap());
+            if refund != 0 {
+                assert_eq!(refund, -order_total, "{order_id} refunded in full");
+                assert_eq!(sold_in.get(order_id), Some(&0));
+                continue;
+            }
+            assert_eq!(order["OrderStatus"], "Shipped", "{order_id}");
+            let purchase =
+                OffsetDateTime::parse(order["PurchaseDate"].as_str().unwrap(), &Rfc3339).unwrap();
+            assert!((file.start..file.end).contains(&purchase));
+            let expected = if order_id == underpaid {
+                order_total - 100
+            } else {
+                order_total
+            };
+            assert_eq!(sold, expected, "{order_id}");
+            assert!(sold_in.insert(order_id.to_owned(), index).is_none());
+        }
+    }
+
+    // Every shipped, paid demo order of the three periods is in its period's settlement.
+    for (id, order) in &orders {
+        let purchase =
+            OffsetDateTime::parse(order["PurchaseDate"].as_str().unwrap(), &Rfc3339).unwrap();
+        let paid = order["OrderTotal"]["Amount"]
+            .as_str()
+            .is_some_and(|amount| paise(amount) > 0);
+        let in_periods = (files[0].start..files[2].end).contains(&purchase);
+        let shipped = order["OrderStatus"] == "Shipped";
+        assert_eq!(
+            sold_in.contains_key(id),
+            in_periods && shipped && paid,
+            "{id}"
+        );
+    }
+    assert!(sold_in.len() > 100, "{}", sold_in.len());
+    assert_ne!(underpaid, refunded);
+}
+
+#[tokio::test]
+async fn local_routes_list_the_demo_settlements_and_serve_their_files() {
+    let (s, _) = setup_settled().await;
+    let files = demo_settlement_files(SETTLED_NOW);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = format!("http://{}", listener.local_addr().unwrap());
+    let app = local_routes(s.sandbox.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let body: Value = s
+        .http
+        .get(format!("{local}/_local/amazon/settlements"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[1]["settlementId"], files[1].settlement_id.as_str());
+    assert_eq!(items[1]["gzip"], true);
+    assert_eq!(
+        items[1]["underpaidOrderId"],
+        files[1].underpaid_order_id.as_deref().unwrap()
+    );
+    assert_eq!(
+        items[2]["refundedOrderId"],
+        files[2].refunded_order_id.as_deref().unwrap()
+    );
+    let (status, tsv) = s
+        .download(&format!(
+            "{local}/_local/amazon/settlements/{}",
+            files[1].settlement_id
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(String::from_utf8(tsv).unwrap(), files[1].tsv);
+    let (status, _) = s
+        .download(&format!("{local}/_local/amazon/settlements/12345678901"))
+        .await;
+    assert_eq!(status, 404);
 }

@@ -7,7 +7,10 @@
 //!   Always on-demand locally; the emulator does not meter throughput.
 //! - `AWS::SQS::Queue`: attributes incl. `RedrivePolicy` (dead-letter queues first).
 //! - `AWS::KMS::Key`: a key of the declared spec (symmetric by default).
-//! - `AWS::S3::Bucket`: in the SDK's region, versioned when the template says so.
+//! - `AWS::S3::Bucket`: in the SDK's region, versioned when the template says so. Its CORS
+//!   rules (the web app's presigned PUT) and lifecycle rules are not reproduced: they name the
+//!   deploy's `SpaOrigin` and act on days, and the emulator neither checks the one nor runs the
+//!   other; tests of template.yaml prove them.
 //! - `AWS::SecretsManager::Secret`: the value comes from the caller (the template holds only
 //!   placeholders).
 //!
@@ -50,6 +53,8 @@ pub struct Resources {
     pub solicitation_plan_dlq_url: String,
     pub solicitations_queue_url: String,
     pub solicitations_dlq_url: String,
+    pub settlement_import_queue_url: String,
+    pub settlement_import_dlq_url: String,
     pub token_key_id: String,
     pub data_key_id: String,
     pub bucket: String,
@@ -81,6 +86,10 @@ impl Resources {
                 "SOLICITATIONS_QUEUE_URL",
                 self.solicitations_queue_url.clone(),
             ),
+            (
+                "SETTLEMENT_IMPORT_QUEUE_URL",
+                self.settlement_import_queue_url.clone(),
+            ),
             ("AMAZON_SECRET_ID", self.amazon_secret_id.clone()),
         ]
     }
@@ -103,6 +112,8 @@ impl Resources {
             solicitation_plan_dlq_url: get("SolicitationPlanDeadLetterQueue")?,
             solicitations_queue_url: get("SolicitationsQueue")?,
             solicitations_dlq_url: get("SolicitationsDeadLetterQueue")?,
+            settlement_import_queue_url: get("SettlementImportQueue")?,
+            settlement_import_dlq_url: get("SettlementImportDeadLetterQueue")?,
             token_key_id: get("TokenKey")?,
             data_key_id: get("DataKey")?,
             bucket: get("DataBucket")?,

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use ecomdrive_api::{ApiConfig, AppState};
+use ecomdrive_aws::settlement_import::{SettlementImporter, SizeLimit};
 use ecomdrive_aws::{Blobs, Queue, Store, TokenVault, s3_client};
 use ecomdrive_core::merchant::normalize_email;
 use ecomdrive_platforms::outbound::{AllowList, LoopbackPorts, OutboundHttp, Timeouts};
@@ -27,6 +28,7 @@ use messenger_webhook::WebhookState;
 use meta_sandbox::{MetaSandbox, SandboxConfig};
 use order_sync::OrderSync;
 use serde_json::json;
+use settlement_import::SettlementImport;
 use solicitation_scheduler::Scheduler;
 use solicitation_sender::SolicitationSender;
 use std::collections::BTreeMap;
@@ -91,11 +93,13 @@ pub struct RunningStack {
     pub order_sync: OrderSync,
     pub scheduler: Scheduler,
     pub sender: SolicitationSender,
+    pub settlement_import: SettlementImport,
     pub inbound_poller: Poller,
     pub replies_poller: Poller,
     pub order_sync_poller: Poller,
     pub plan_poller: Poller,
     pub solicitations_poller: Poller,
+    pub settlement_import_poller: Poller,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -205,11 +209,21 @@ impl RunningStack {
             ),
         );
 
+        let settlement_import_queue =
+            Queue::new(sqs.clone(), resources.settlement_import_queue_url.clone());
+        let blobs = Blobs::new(s3_client(sdk), resources.bucket.clone());
+        let importer = |limit| SettlementImporter {
+            store: store.clone(),
+            blobs: blobs.clone(),
+            limit: SizeLimit(limit),
+        };
         let api = ecomdrive_api::router(AppState {
             store: store.clone(),
             vault: vault.clone(),
             replies,
             order_sync: order_sync_queue.clone(),
+            settlements: importer(ecomdrive_api::routes::settlements::MAX_UPLOAD_UNPACKED),
+            settlement_import: settlement_import_queue.clone(),
             amazon: amazon_api.clone(),
             secrets: meta_secrets.clone(),
             http: http.clone(),
@@ -229,7 +243,7 @@ impl RunningStack {
         });
         let ingest = Ingest {
             store: store.clone(),
-            blobs: Blobs::new(s3_client(sdk), resources.bucket.clone()),
+            blobs: blobs.clone(),
             inbound,
             http: http.clone(),
         };
@@ -238,6 +252,14 @@ impl RunningStack {
             vault: vault.clone(),
             amazon: amazon_api.clone(),
             queue: order_sync_queue,
+        };
+        let settlement_import = SettlementImport {
+            store: store.clone(),
+            vault: vault.clone(),
+            amazon: amazon_api.clone(),
+            queue: settlement_import_queue,
+            importer: importer(settlement_import::MAX_FILE_BYTES),
+            work_dir: std::env::temp_dir(),
         };
         let scheduler = Scheduler {
             store: store.clone(),
@@ -278,6 +300,11 @@ impl RunningStack {
                 Router::new()
                     .route("/_local/run/solicitation-scheduler", post(run_scheduler))
                     .with_state(scheduler.clone()),
+            )
+            .merge(
+                Router::new()
+                    .route("/_local/run/settlement-import", post(run_settlement_import))
+                    .with_state(settlement_import.clone()),
             );
         // axum serves each connection on a task of its own: carry the log subscriber of whoever
         // started the stack into every request, so a test capturing logs sees the functions' lines.
@@ -376,6 +403,22 @@ impl RunningStack {
                 })
             },
         };
+        let settlement_import_poller = Poller {
+            sqs: sqs.clone(),
+            queue_url: resources.settlement_import_queue_url.clone(),
+            queue_arn: arn("SettlementImportQueue"),
+            visibility_timeout: options.retry_after,
+            handler: {
+                let import = settlement_import.clone();
+                Arc::new(move |event| {
+                    let import = import.clone();
+                    Box::pin(async move {
+                        ecomdrive_runtime::sqs::process_batch(event, |m| import.handle_record(m))
+                            .await
+                    })
+                })
+            },
+        };
         let solicitations_poller = Poller {
             sqs,
             queue_url: resources.solicitations_queue_url.clone(),
@@ -393,7 +436,12 @@ impl RunningStack {
             },
         };
         if options.run_pollers {
-            for poller in [&order_sync_poller, &plan_poller, &solicitations_poller] {
+            for poller in [
+                &order_sync_poller,
+                &plan_poller,
+                &solicitations_poller,
+                &settlement_import_poller,
+            ] {
                 tasks.push(tokio::spawn(
                     poller
                         .clone()
@@ -427,11 +475,13 @@ impl RunningStack {
             order_sync,
             scheduler,
             sender,
+            settlement_import,
             inbound_poller,
             replies_poller,
             order_sync_poller,
             plan_poller,
             solicitations_poller,
+            settlement_import_poller,
             stop,
             tasks,
         })
@@ -483,6 +533,18 @@ async fn run_order_sync(State(sync): State<OrderSync>) -> Response {
 /// is queued).
 async fn run_scheduler(State(scheduler): State<Scheduler>) -> Response {
     match scheduler.fan_out().await {
+        Ok(n) => Json(json!({ "merchants": n })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "fan-out failed");
+            Problem::internal().into_response()
+        }
+    }
+}
+
+/// `POST /_local/run/settlement-import`: the scheduled import, now (returns when the fan-out is
+/// queued).
+async fn run_settlement_import(State(import): State<SettlementImport>) -> Response {
+    match import.fan_out().await {
         Ok(n) => Json(json!({ "merchants": n })).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "fan-out failed");

@@ -58,4 +58,104 @@ impl Blobs {
             .map_err(|e| AwsError::Blob(e.to_string()))?;
         Ok(data.into_bytes().to_vec())
     }
+
+    /// Uploads a file from disk, streamed (settlement archives can be large).
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        content_type: Option<&str>,
+    ) -> Result<(), AwsError> {
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| AwsError::Blob(e.to_string()))?;
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body)
+            .set_content_type(content_type.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| AwsError::Blob(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+        Ok(())
+    }
+
+    /// Streams an object to a file on disk; `Ok(None)` when there is no such object, else its size.
+    pub async fn download_to(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+    ) -> Result<Option<u64>, AwsError> {
+        use tokio::io::AsyncWriteExt;
+        let out = match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(AwsError::Blob(
+                    aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+                ));
+            }
+        };
+        let mut file = tokio::fs::File::create(path)
+            .await
+            .map_err(|e| AwsError::Blob(e.to_string()))?;
+        let mut body = out.body;
+        let mut size = 0u64;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| AwsError::Blob(e.to_string()))?
+        {
+            size += chunk.len() as u64;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| AwsError::Blob(e.to_string()))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| AwsError::Blob(e.to_string()))?;
+        Ok(Some(size))
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), AwsError> {
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| AwsError::Blob(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+        Ok(())
+    }
+
+    /// A URL the merchant's browser can PUT one object to, until it expires.
+    pub async fn presigned_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<String, AwsError> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
+            .map_err(|e| AwsError::Blob(e.to_string()))?;
+        let request = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .presigned(config)
+            .await
+            .map_err(|e| AwsError::Blob(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+        Ok(request.uri().to_owned())
+    }
 }

@@ -4,6 +4,7 @@
 pub mod blobs;
 pub mod error;
 pub mod queue;
+pub mod settlement_import;
 pub mod store;
 pub mod vault;
 

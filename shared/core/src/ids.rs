@@ -72,6 +72,11 @@ id_type!(
 );
 id_type!(AuditId, "aud");
 id_type!(
+    /// A settlement file uploaded through a presigned URL, imported asynchronously.
+    SettlementUploadId,
+    "stu"
+);
+id_type!(
     /// One Amazon connection of a merchant: jobs carry it, so a job queued before a disconnect
     /// (or a reconnect) finds it no longer current and does nothing.
     AmazonConnectionId,

@@ -49,6 +49,10 @@ pub enum Action {
     /// Review-request settings and the do-not-solicit marks of orders.
     ManageSolicitations,
     ReadAudit,
+    /// Settlements, P&L, reconciliation (POLICY A8).
+    ReadFinance,
+    /// Uploading settlements and costs of goods (POLICY A3).
+    ManageFinance,
 }
 
 /// `owner` can do everything; `admin` everything but deleting the merchant and changing owners;

@@ -7,9 +7,9 @@
 //! environment. Its errors never contain the URL, because Meta's URLs carry access tokens.
 //!
 //! Production allows HTTPS to Meta's Graph API, Facebook's login dialog and attachment CDNs, Amazon's
-//! SP-API and LWA endpoints, Seller Central India's consent page and our Cognito user pool, on the
-//! default port only. The local stack adds
-//! plain-HTTP loopback with [`AllowList::with_loopback`], never on by default.
+//! SP-API and LWA endpoints and report document bucket, Seller Central India's consent page and our
+//! Cognito user pool, on the default port only. The local stack adds plain-HTTP loopback with
+//! [`AllowList::with_loopback`], never on by default.
 
 use crate::error::PlatformError;
 use std::fmt;
@@ -30,6 +30,11 @@ const USER_AGENT: &str = "EcomDrive/0.1";
 
 /// Enough for the CDN hops of a Messenger attachment; a longer chain is a loop or a trick.
 const MAX_REDIRECTS: usize = 5;
+
+/// The longest a whole document download may take ([`OutboundHttp::download`]). The client's
+/// total timeout is made for API calls; a settlement report of a few hundred MB needs minutes,
+/// and a Lambda has 15 at most.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// One host rule of the allow-list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +75,14 @@ const PRODUCTION_HOSTS: &[HostRule] = &[
     HostRule::Exact("sellercentral.amazon.in"),
     // AWS: our Cognito user pool (JWKS for bearer tokens), in the region the data stays in.
     HostRule::Exact("cognito-idp.ap-south-1.amazonaws.com"),
+    // Amazon: report documents (the seller's settlement reports). getReportDocument answers with
+    // a presigned S3 URL on Amazon's own report bucket of the SP-API region; Amazon does not
+    // publish the list, these are the hosts its URLs use (EU serves India). Exact names only:
+    // other buckets on S3 are not Amazon's processor, so `*.amazonaws.com` stays refused.
+    HostRule::Exact("tortuga-prod-eu.s3-eu-west-1.amazonaws.com"),
+    HostRule::Exact("tortuga-prod-na.s3.amazonaws.com"),
+    HostRule::Exact("tortuga-prod-na.s3-external-1.amazonaws.com"),
+    HostRule::Exact("tortuga-prod-fe.s3-us-west-2.amazonaws.com"),
 ];
 
 /// Which loopback ports the local stack may reach over plain HTTP.
@@ -328,6 +341,48 @@ impl OutboundHttp {
         let body = response.bytes_bounded(max_bytes).await?;
         Ok((body, content_type))
     }
+
+    /// GETs `url` and hands its body to `on_chunk` piece by piece as it arrives, never holding it
+    /// whole; returns the number of bytes received.
+    ///
+    /// Made for report documents (presigned URLs, possibly gigabytes). The same rules as every
+    /// request: allow-listed URL and redirects, no URL in any error. A non-2xx answer is
+    /// [`PlatformError::UnexpectedStatus`] (its body is not read); more than `max_bytes` (announced
+    /// by `Content-Length` or not) stops with [`PlatformError::TooLarge`]; an error of `on_chunk`
+    /// stops the download and is returned as it is. Nothing is retried: `on_chunk` may have
+    /// written part of the body already. The whole download may take up to 10 minutes.
+    pub async fn download(
+        &self,
+        url: &str,
+        max_bytes: u64,
+        mut on_chunk: impl FnMut(&[u8]) -> Result<(), PlatformError>,
+    ) -> Result<u64, PlatformError> {
+        let too_large = || PlatformError::TooLarge {
+            limit: usize::try_from(max_bytes).unwrap_or(usize::MAX),
+        };
+        let mut response = self.get(url)?.timeout(DOWNLOAD_TIMEOUT).send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(PlatformError::UnexpectedStatus(status.as_u16()));
+        }
+        if response.inner.content_length().unwrap_or(0) > max_bytes {
+            return Err(too_large());
+        }
+        let mut received: u64 = 0;
+        while let Some(chunk) = response
+            .inner
+            .chunk()
+            .await
+            .map_err(PlatformError::from_reqwest)?
+        {
+            received = received.saturating_add(chunk.len() as u64);
+            if received > max_bytes {
+                return Err(too_large());
+            }
+            on_chunk(&chunk)?;
+        }
+        Ok(received)
+    }
 }
 
 /// A request whose URL passed the allow-list. The URL cannot be changed any more.
@@ -503,6 +558,10 @@ mod tests {
             "https://api.amazon.com/auth/o2/token",
             "https://sellercentral.amazon.in/apps/authorize/consent",
             "https://cognito-idp.ap-south-1.amazonaws.com/pool/.well-known/jwks.json",
+            "https://tortuga-prod-eu.s3-eu-west-1.amazonaws.com/%2FNinetyDays/amzn1.tortuga.4.eu.T1?X-Amz-Signature=x",
+            "https://tortuga-prod-na.s3.amazonaws.com/doc",
+            "https://tortuga-prod-na.s3-external-1.amazonaws.com/doc",
+            "https://tortuga-prod-fe.s3-us-west-2.amazonaws.com/doc",
             // Host names are case-insensitive and an explicit default port is the default port.
             "https://GRAPH.Facebook.com:443/v23.0/me",
         ];
@@ -513,6 +572,9 @@ mod tests {
         for url in [
             "https://cognito-idp.us-east-1.amazonaws.com/",
             "https://s3.amazonaws.com/",
+            "https://tortuga-prod-eu.s3.amazonaws.com/",
+            "https://evil.s3-eu-west-1.amazonaws.com/",
+            "https://tortuga-prod-eu.s3-eu-west-1.amazonaws.com.evil.com/",
             "https://www.amazon.com/",
             "https://sellercentral.amazon.com/",
         ] {

@@ -4,3 +4,4 @@ pub mod merchants;
 pub mod messenger;
 pub(crate) mod oauth_flow;
 pub mod orders;
+pub mod settlements;

@@ -8,6 +8,8 @@ use ecomdrive_core::amazon::AmazonOrderId;
 use ecomdrive_core::ids::{
     ConversationId, CustomerId, MerchantId, MessageId, Mid, PageId, Psid, UserId,
 };
+use ecomdrive_core::settlement::SettlementId;
+use time::Date;
 
 pub const PK: &str = "PK";
 pub const SK: &str = "SK";
@@ -175,4 +177,56 @@ pub fn customer_id_for(m: &MerchantId, page: &PageId, psid: &Psid) -> CustomerId
     let digest = Sha256::digest(format!("{m}|{page}|{psid}").as_bytes());
     let id = format!("{}_{}", CustomerId::PREFIX, hex::encode(&digest[..13]));
     CustomerId::parse(&id).expect("hex digest is a valid id body")
+}
+
+// ---- settlements, COGS (POLICY A3, A8) -------------------------------------------------------
+
+/// A settlement: its summary and import state.
+pub fn settlement_sk(s: &SettlementId) -> String {
+    format!("SETTLEMENT#{s}")
+}
+pub const SETTLEMENT_PREFIX: &str = "SETTLEMENT#";
+/// Sums of one posted day of one settlement: day first, so a period is one range query.
+pub fn settlement_day_sk(day: Date, s: &SettlementId) -> String {
+    format!("STLDAY#{day}#{s}")
+}
+pub const SETTLEMENT_DAY_PREFIX: &str = "STLDAY#";
+/// Sums of one SKU on one posted day of one settlement.
+pub fn settlement_sku_sk(day: Date, sku: &str, s: &SettlementId) -> String {
+    format!("STLSKU#{day}#{s}#{sku}")
+}
+pub const SETTLEMENT_SKU_PREFIX: &str = "STLSKU#";
+/// One run of an order's lines in one settlement (an order's runs share the prefix).
+pub fn settlement_order_sk(order_id: &str, s: &SettlementId, first_line: u64) -> String {
+    format!("STLORDER#{order_id}#{s}#{first_line:012}")
+}
+pub fn settlement_order_prefix(order_id: &str) -> String {
+    format!("STLORDER#{order_id}#")
+}
+/// Settled order runs by posted day: one GSI1 partition per merchant.
+pub fn settlement_orders_by_day_pk(m: &MerchantId) -> String {
+    format!("MERCHANT#{m}#STLORDERS")
+}
+pub fn settlement_orders_by_day_sk(
+    day: Date,
+    order_id: &str,
+    s: &SettlementId,
+    line: u64,
+) -> String {
+    format!("{day}#{order_id}#{s}#{line:012}")
+}
+/// Which settlement reports the scheduled import has seen.
+pub const SETTLEMENT_IMPORT_SK: &str = "AMAZON#SETTLEMENT_IMPORT";
+/// A large file uploaded through a presigned URL, and its import's status.
+pub fn settlement_upload_sk(upload_id: &str) -> String {
+    format!("STLUPLOAD#{upload_id}")
+}
+/// A unit cost of a SKU from a date on.
+pub fn unit_cost_sk(sku: &str, effective_from: Date) -> String {
+    format!("COGS#{sku}#{effective_from}")
+}
+pub const UNIT_COST_PREFIX: &str = "COGS#";
+/// A settlement report the scheduled import has imported (report id → settlement id).
+pub fn settlement_report_sk(report_id: &str) -> String {
+    format!("STLREPORT#{report_id}")
 }

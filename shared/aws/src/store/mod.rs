@@ -9,6 +9,7 @@ pub mod inbox;
 pub mod keys;
 pub mod members;
 pub mod rate_limit;
+pub mod settlements;
 
 use crate::AwsError;
 use aws_sdk_dynamodb::Client;

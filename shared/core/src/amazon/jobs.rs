@@ -2,7 +2,7 @@
 //! after a disconnect (or a reconnect) the connection differs and the job does nothing.
 
 use super::AmazonOrderId;
-use crate::ids::{AmazonConnectionId, MerchantId};
+use crate::ids::{AmazonConnectionId, MerchantId, SettlementUploadId};
 use serde::{Deserialize, Serialize};
 use time::Date;
 
@@ -22,4 +22,16 @@ pub struct SolicitationJob {
     /// The marketplace day the scheduler planned it for.
     #[serde(with = "super::iso_date")]
     pub planned_on: Date,
+}
+
+/// A job of `settlement-import`: fetch a merchant's new settlement reports from Amazon, or import
+/// a file the merchant uploaded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "snake_case")]
+pub enum SettlementJob {
+    Reports(MerchantJob),
+    Upload {
+        merchant_id: MerchantId,
+        upload_id: SettlementUploadId,
+    },
 }

@@ -90,6 +90,7 @@ pub struct SettlementSummary {
 /// All amounts of one posted day (every line: with or without order or SKU).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DaySums {
+    #[serde(with = "crate::amazon::iso_date")]
     pub day: Date,
     pub charges: Vec<ChargeAmount>,
 }
@@ -107,6 +108,7 @@ pub struct Units {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkuDaySums {
     pub sku: String,
+    #[serde(with = "crate::amazon::iso_date")]
     pub day: Date,
     pub units: Units,
     pub charges: Vec<ChargeAmount>,
@@ -129,6 +131,7 @@ pub struct OrderSums {
     /// The file's line number (header = 1) of the run's first line.
     pub first_line: u64,
     /// The posted day of the run's first line: the day its P&L and COGS count on.
+    #[serde(with = "crate::amazon::iso_date")]
     pub day: Date,
     pub items: Vec<OrderItemSums>,
 }

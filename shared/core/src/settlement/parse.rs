@@ -1,11 +1,421 @@
-//! The V2 settlement flat file parser (placeholder: being written).
-use super::{OrderSums, ParsedSettlement, Rejection};
+//! The V2 settlement flat file (`GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2`), read in one pass.
+//!
+//! A tab-separated file: a header naming the columns, one summary row (the only row with a
+//! `total-amount`: the deposit), then detail rows, one per amount (an order's principal, its tax,
+//! each fee, a refund, a storage fee…). Every line is checked; a file with any problem is refused
+//! whole, listing its first [`MAX_PROBLEMS`] problems with their line numbers.
+//!
+//! `on_order` receives each order's sums as the stream passes the order. If the file is then
+//! refused, what it received must be discarded: only an `Ok` makes it count. After the first
+//! problem `on_order` is not called any more.
+
+mod amounts;
+mod columns;
+mod dates;
+mod lines;
+mod sums;
+#[cfg(test)]
+mod tests;
+
+use super::{
+    MAX_PROBLEMS, OrderSums, ParsedSettlement, Problem, Rejection, SettlementId, SettlementSummary,
+};
+use amounts::{parse_amount, parse_quantity};
+use columns::{Column, Header, Row};
+use dates::{Written, parse_written};
+use lines::{Lines, Next};
 use std::io::BufRead;
+use sums::{DetailLine, Sums};
+use time::{Date, UtcOffset, macros::offset};
 
 /// Reads a whole flat file, handing each order's sums to `on_order` as the stream passes it.
 pub fn parse_settlement<R: BufRead>(
-    _reader: R,
-    _on_order: impl FnMut(OrderSums),
+    reader: R,
+    mut on_order: impl FnMut(OrderSums),
 ) -> Result<ParsedSettlement, Rejection> {
-    unimplemented!("being written")
+    let mut lines = Lines::new(reader);
+    let mut problems = Problems::default();
+    let Some(header) = read_header(&mut lines, &mut problems) else {
+        return Err(problems.into_rejection());
+    };
+    let mut file = FileReader::new(header);
+    while !problems.is_full() {
+        match lines.next_line() {
+            Ok(Next::Text { number, text }) => {
+                file.row(number, text, &mut problems, &mut on_order);
+            }
+            Ok(Next::Unreadable { number, reason }) => problems.add(number, reason),
+            Ok(Next::End) => break,
+            Err(error) => {
+                problems.add(
+                    lines.number() + 1,
+                    format!("the file could not be read: {error}"),
+                );
+                break;
+            }
+        }
+    }
+    let fingerprint = lines.fingerprint();
+    file.finish(fingerprint, problems, &mut on_order)
+}
+
+/// The first non-blank line, read as the header.
+fn read_header<R: BufRead>(lines: &mut Lines<R>, problems: &mut Problems) -> Option<Header> {
+    match lines.next_line() {
+        Ok(Next::Text { number, text }) => match Header::read(text) {
+            Ok(header) => Some(header),
+            Err(reasons) => {
+                for reason in reasons {
+                    problems.add(number, reason);
+                }
+                None
+            }
+        },
+        Ok(Next::Unreadable { number, reason }) => {
+            problems.add(number, reason);
+            None
+        }
+        Ok(Next::End) => {
+            problems.add(1, "the file is empty: no header, no summary row, no lines");
+            None
+        }
+        Err(error) => {
+            problems.add(1, format!("the file could not be read: {error}"));
+            None
+        }
+    }
+}
+
+/// Problems found so far: the first [`MAX_PROBLEMS`], and whether there were more.
+#[derive(Default)]
+struct Problems {
+    list: Vec<Problem>,
+    more: bool,
+}
+
+impl Problems {
+    fn add(&mut self, line: u64, reason: impl Into<String>) {
+        if self.list.len() < MAX_PROBLEMS {
+            self.list.push(Problem {
+                line,
+                reason: reason.into(),
+            });
+        } else {
+            self.more = true;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// No need to read on: the list is full and we know there are more.
+    fn is_full(&self) -> bool {
+        self.more
+    }
+
+    fn into_rejection(mut self) -> Rejection {
+        self.list.sort_by_key(|problem| problem.line);
+        Rejection {
+            problems: self.list,
+            more: self.more,
+        }
+    }
+}
+
+/// Amazon.in's settlements are in India's time (+05:30, no daylight saving); others in UTC.
+fn marketplace_offset(marketplace: &str) -> UtcOffset {
+    if marketplace.eq_ignore_ascii_case("Amazon.in") {
+        offset!(+5:30)
+    } else {
+        UtcOffset::UTC
+    }
+}
+
+/// The last date text read and its day: a file's lines share a few dozen dates.
+#[derive(Default)]
+struct DayCache {
+    text: String,
+    local: Option<UtcOffset>,
+    day: Option<Date>,
+}
+
+impl DayCache {
+    /// The day of `text` as `day_of` reads it (at `local`).
+    fn day(
+        &mut self,
+        text: &str,
+        local: Option<UtcOffset>,
+        day_of: impl FnOnce(Written) -> Result<Date, &'static str>,
+    ) -> Result<Date, String> {
+        if let Some(day) = self.day
+            && self.text == text
+            && self.local == local
+        {
+            return Ok(day);
+        }
+        let day = parse_written(text)
+            .and_then(|written| day_of(written).map_err(|why| format!("{text:?}: {why}")))?;
+        self.text.clear();
+        self.text.push_str(text);
+        self.local = local;
+        self.day = Some(day);
+        Ok(day)
+    }
+}
+
+/// The summary row, as found.
+struct Summary {
+    line: u64,
+    /// `None` when the row had a problem (already reported).
+    read: Option<SettlementSummary>,
+}
+
+/// The state of a file being read, after its header.
+struct FileReader {
+    header: Header,
+    summary: Option<Summary>,
+    /// The first settlement id seen, and its line: every other must be the same.
+    settlement_id: Option<(String, u64)>,
+    marketplace: Option<String>,
+    posted_dates: DayCache,
+    posted_times: DayCache,
+    sums: Sums,
+}
+
+impl FileReader {
+    fn new(header: Header) -> Self {
+        Self {
+            header,
+            summary: None,
+            settlement_id: None,
+            marketplace: None,
+            posted_dates: DayCache::default(),
+            posted_times: DayCache::default(),
+            sums: Sums::default(),
+        }
+    }
+
+    fn row(
+        &mut self,
+        number: u64,
+        text: &str,
+        problems: &mut Problems,
+        on_order: &mut impl FnMut(OrderSums),
+    ) {
+        let row = match self.header.split(text) {
+            Ok(row) => row,
+            Err(fields) => {
+                let reason = format!(
+                    "the line has {fields} fields but the header names {} columns",
+                    self.header.len()
+                );
+                return problems.add(number, reason);
+            }
+        };
+        self.check_settlement_id(number, row.get(Column::SettlementId), problems);
+        if row.get(Column::TotalAmount).is_empty() {
+            self.detail(number, &row, problems, on_order);
+        } else {
+            self.summary(number, &row, problems);
+        }
+    }
+
+    /// Every settlement id of the file must be the same (detail lines may leave it empty).
+    fn check_settlement_id(&mut self, number: u64, id: &str, problems: &mut Problems) {
+        if id.is_empty() {
+            return;
+        }
+        match &self.settlement_id {
+            Some((first, _)) if first == id => {}
+            Some((first, line)) => problems.add(
+                number,
+                format!("settlement-id {id:?} differs from {first:?} (line {line})"),
+            ),
+            None => self.settlement_id = Some((id.to_owned(), number)),
+        }
+    }
+
+    fn summary(&mut self, number: u64, row: &Row<'_>, problems: &mut Problems) {
+        if let Some(first) = &self.summary {
+            let reason = format!(
+                "a second summary row (a row with a total-amount); the first is line {}",
+                first.line
+            );
+            return problems.add(number, reason);
+        }
+        let read = read_summary(row).map_err(|reasons| {
+            for reason in reasons {
+                problems.add(number, reason);
+            }
+        });
+        self.summary = Some(Summary {
+            line: number,
+            read: read.ok(),
+        });
+    }
+
+    fn detail(
+        &mut self,
+        number: u64,
+        row: &Row<'_>,
+        problems: &mut Problems,
+        on_order: &mut impl FnMut(OrderSums),
+    ) {
+        let marketplace = row.get(Column::MarketplaceName);
+        if self.marketplace.is_none() && !marketplace.is_empty() {
+            self.marketplace = Some(marketplace.to_owned());
+        }
+        let amount = match row.get(Column::Amount) {
+            "" => Err("a detail line without an amount".to_owned()),
+            text => parse_amount(text).map_err(|why| format!("amount {text:?}: {why}")),
+        };
+        let day = self.posted_day(row);
+        let quantity = match row.get(Column::QuantityPurchased) {
+            "" => Ok(0),
+            text => {
+                parse_quantity(text).map_err(|why| format!("quantity-purchased {text:?}: {why}"))
+            }
+        };
+        let (amount, day, quantity) = match (amount, day, quantity) {
+            (Ok(amount), Ok(day), Ok(quantity)) => (amount, day, quantity),
+            (amount, day, quantity) => {
+                for reason in [amount.err(), day.err(), quantity.err()]
+                    .into_iter()
+                    .flatten()
+                {
+                    problems.add(number, reason);
+                }
+                return;
+            }
+        };
+        if !problems.is_empty() {
+            // The file will be refused: adding it up is wasted work.
+            return;
+        }
+        let line = DetailLine {
+            number,
+            day,
+            order_id: row.get(Column::OrderId),
+            sku: row.get(Column::Sku),
+            transaction_type: row.get(Column::TransactionType),
+            amount_type: row.get(Column::AmountType),
+            amount_description: row.get(Column::AmountDescription),
+            quantity,
+            amount,
+        };
+        self.sums.add(&line, on_order);
+    }
+
+    /// The day a line counts on: `posted-date` as written (Amazon writes the marketplace's local
+    /// date), else `posted-date-time` in the marketplace's time. Both are checked when present.
+    fn posted_day(&mut self, row: &Row<'_>) -> Result<Date, String> {
+        let posted_time = row.get(Column::PostedDateTime);
+        let time_day = if posted_time.is_empty() {
+            None
+        } else {
+            let marketplace = match row.get(Column::MarketplaceName) {
+                "" => self.marketplace.as_deref().unwrap_or_default(),
+                name => name,
+            };
+            let local = marketplace_offset(marketplace);
+            let day = self
+                .posted_times
+                .day(posted_time, Some(local), |written| written.day_at(local))
+                .map_err(|why| format!("posted-date-time {why}"))?;
+            Some(day)
+        };
+        match row.get(Column::PostedDate) {
+            "" => time_day
+                .ok_or_else(|| "a detail line without posted-date or posted-date-time".to_owned()),
+            posted => self
+                .posted_dates
+                .day(posted, None, |written| Ok(written.day_as_written()))
+                .map_err(|why| format!("posted-date {why}")),
+        }
+    }
+
+    fn finish(
+        mut self,
+        fingerprint: String,
+        mut problems: Problems,
+        on_order: &mut impl FnMut(OrderSums),
+    ) -> Result<ParsedSettlement, Rejection> {
+        if self.summary.is_none() {
+            problems.add(
+                2,
+                "no summary row: one row must carry the settlement's total-amount (and its \
+                 settlement-id and currency)",
+            );
+        }
+        let summary = self.summary.take().and_then(|summary| summary.read);
+        let (Some(summary), true) = (summary, problems.is_empty()) else {
+            return Err(problems.into_rejection());
+        };
+        let totals = self.sums.finish(on_order);
+        let difference = summary.total_amount - totals.lines_total;
+        Ok(ParsedSettlement {
+            summary,
+            marketplace: self.marketplace,
+            detail_lines: totals.detail_lines,
+            lines_total: totals.lines_total,
+            difference,
+            reconciles: difference.is_zero(),
+            order_runs: totals.order_runs,
+            by_day: totals.by_day,
+            by_sku_day: totals.by_sku_day,
+            fingerprint,
+        })
+    }
+}
+
+/// The summary row's settlement: id, currency, total and dates, or every reason it is wrong.
+fn read_summary(row: &Row<'_>) -> Result<SettlementSummary, Vec<String>> {
+    let mut reasons = Vec::new();
+    let mut note = |reason: String| reasons.push(reason);
+
+    let id_text = row.get(Column::SettlementId);
+    let settlement_id = SettlementId::parse(id_text);
+    if settlement_id.is_none() {
+        note(match id_text {
+            "" => "the summary row has no settlement-id".to_owned(),
+            text => {
+                format!("the summary row's settlement-id {text:?} is not a settlement id (digits)")
+            }
+        });
+    }
+    let currency = row.get(Column::Currency);
+    let currency_ok = currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_alphabetic());
+    if !currency_ok {
+        note(match currency {
+            "" => "the summary row has no currency".to_owned(),
+            text => format!("the summary row's currency {text:?} is not a currency code like INR"),
+        });
+    }
+    let total_text = row.get(Column::TotalAmount);
+    let total_amount = parse_amount(total_text)
+        .map_err(|why| note(format!("total-amount {total_text:?}: {why}")))
+        .ok();
+    let mut moment = |column: Column| match row.get(column) {
+        "" => None,
+        text => parse_written(text)
+            .map_err(|why| note(format!("{} {why}", column.name())))
+            .ok()
+            .map(Written::moment),
+    };
+    let start = moment(Column::StartDate);
+    let end = moment(Column::EndDate);
+    let deposit_date = moment(Column::DepositDate);
+
+    match (settlement_id, total_amount) {
+        (Some(settlement_id), Some(total_amount)) if reasons.is_empty() => Ok(SettlementSummary {
+            settlement_id,
+            start,
+            end,
+            deposit_date,
+            total_amount,
+            currency: currency.to_ascii_uppercase(),
+        }),
+        _ => Err(reasons),
+    }
 }

@@ -1,5 +1,5 @@
 //! Amazon for an Indian seller: Login with Amazon (LWA) and the Selling Partner API (Orders v0,
-//! Solicitations v1).
+//! Solicitations v1, Reports 2021-06-30 for settlement reports).
 //!
 //! Why it looks the way it does:
 //! - every call goes through [`OutboundHttp`], so only allow-listed hosts are reached (POLICY E11);
@@ -12,6 +12,7 @@
 
 mod lwa;
 mod model;
+mod reports;
 mod retry;
 
 use std::fmt;
@@ -30,6 +31,9 @@ use model::{Envelope, ErrorList, OrderItemsList, OrdersList, SolicitationActions
 use retry::{Operation, send_with_retries};
 
 pub use model::{AmazonOrder, AmazonOrderItem, Money, OrdersPage, OrdersQuery};
+pub use reports::{
+    MAX_REPORT_DOCUMENT_BYTES, Report, ReportDocument, ReportsPage, SETTLEMENT_REPORT_TYPE,
+};
 pub use retry::RetryPolicy;
 
 /// Amazon.in.
@@ -74,6 +78,16 @@ const CREATE_REVIEW_SOLICITATION: Operation = Operation {
     // A second request after an unknown outcome could ask the buyer twice (or fail as
     // "not available" and hide that the first one worked).
     repeatable: false,
+};
+const GET_REPORTS: Operation = Operation {
+    name: "getReports",
+    rate: Some(0.0222),
+    repeatable: true,
+};
+const GET_REPORT_DOCUMENT: Operation = Operation {
+    name: "getReportDocument",
+    rate: Some(0.0167),
+    repeatable: true,
 };
 
 /// Where Amazon is and who we are to it.
@@ -144,6 +158,8 @@ pub struct AmazonClient {
     spapi_base: Url,
     retry: RetryPolicy,
     tokens: Arc<TokenCache>,
+    /// See [`AmazonClient::with_report_document_limit`].
+    max_report_document_bytes: u64,
 }
 
 impl fmt::Debug for AmazonClient {
@@ -170,6 +186,7 @@ impl AmazonClient {
             spapi_base,
             retry: RetryPolicy::default(),
             tokens: Arc::default(),
+            max_report_document_bytes: MAX_REPORT_DOCUMENT_BYTES,
         })
     }
 
