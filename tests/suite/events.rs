@@ -5,7 +5,7 @@ use crate::support::{PAGE_A, stack};
 use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
-use ecomdrive_core::amazon::jobs::{MerchantJob, SolicitationJob};
+use ecomdrive_core::amazon::jobs::{MerchantJob, SettlementJob, SolicitationJob};
 use ecomdrive_core::ids::{AmazonConnectionId, MerchantId};
 use ecomdrive_local::provision::repo_root;
 use reqwest::StatusCode;
@@ -24,6 +24,9 @@ const CHECKED: &[&str] = &[
     "solicitation-scheduler/schedule.json",
     "solicitation-scheduler/sqs-merchant.json",
     "solicitation-sender/sqs-order.json",
+    "settlement-import/schedule.json",
+    "settlement-import/sqs-reports.json",
+    "settlement-import/sqs-upload.json",
 ];
 
 fn read(path: &str) -> String {
@@ -153,6 +156,10 @@ fn amazon_job_sample_events_have_the_shapes_their_functions_read() {
             "solicitation-scheduler/schedule.json",
             "SolicitationSchedulerFunctionDaily",
         ),
+        (
+            "settlement-import/schedule.json",
+            "SettlementImportFunctionEverySixHours",
+        ),
     ] {
         let event: EventBridgeEvent = serde_json::from_str(&read(path))
             .unwrap_or_else(|e| panic!("events/{path} is not an EventBridge event: {e}"));
@@ -221,4 +228,23 @@ fn amazon_job_sample_events_have_the_shapes_their_functions_read() {
         body,
         "{path} holds exactly a SolicitationJob"
     );
+
+    for (path, upload) in [
+        ("settlement-import/sqs-reports.json", false),
+        ("settlement-import/sqs-upload.json", true),
+    ] {
+        let body = sqs_body(path, "SettlementImportQueue");
+        let job: SettlementJob = serde_json::from_value(body.clone())
+            .unwrap_or_else(|e| panic!("events/{path}: not a SettlementJob: {e}"));
+        assert_eq!(
+            matches!(job, SettlementJob::Upload { .. }),
+            upload,
+            "{path}"
+        );
+        assert_eq!(
+            serde_json::to_value(&job).expect("serializes"),
+            body,
+            "{path} holds exactly a SettlementJob"
+        );
+    }
 }

@@ -302,7 +302,7 @@ impl Settled {
             order_id: order.order_id.clone(),
             posted,
             fulfillment: order.fulfillment_channel.as_str(),
-            intra_state: digits % 2 == 0,
+            intra_state: digits.is_multiple_of(2),
             lines,
         })
     }

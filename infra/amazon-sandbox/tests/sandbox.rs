@@ -1937,3 +1937,35 @@ async fn local_routes_list_the_demo_settlements_and_serve_their_files() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[test]
+fn the_project_s_parser_reads_each_demo_settlement_and_finds_it_reconciles() {
+    for file in demo_settlement_files(SETTLED_NOW) {
+        let mut orders = HashSet::new();
+        let parsed = ecomdrive_core::settlement::parse_settlement(file.tsv.as_bytes(), |sums| {
+            orders.insert(sums.order_id);
+        })
+        .unwrap_or_else(|rejection| panic!("{}: {rejection:?}", file.settlement_id));
+        assert!(
+            parsed.reconciles,
+            "{}: {}",
+            file.settlement_id, parsed.difference
+        );
+        assert_eq!(parsed.summary.settlement_id.as_str(), file.settlement_id);
+        assert_eq!(parsed.summary.currency, "INR");
+        assert_eq!(parsed.summary.start, Some(file.start));
+        assert_eq!(parsed.summary.end, Some(file.end));
+        assert_eq!(
+            parsed.summary.total_amount.to_string(),
+            file.tsv.lines().nth(1).unwrap().split('\t').nth(4).unwrap()
+        );
+        assert_eq!(parsed.detail_lines, file.tsv.lines().count() as u64 - 2);
+        assert_eq!(parsed.marketplace.as_deref(), Some("Amazon.in"));
+        if let Some(underpaid) = &file.underpaid_order_id {
+            assert!(orders.contains(underpaid));
+        }
+        if let Some(refunded) = &file.refunded_order_id {
+            assert!(orders.contains(refunded));
+        }
+    }
+}

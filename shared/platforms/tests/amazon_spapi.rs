@@ -1015,3 +1015,440 @@ async fn policy_e11_amazon_off_the_allow_list_is_refused_at_start_up() {
     }
     assert!(AmazonClient::new(http, india()).is_ok());
 }
+
+// ---------------------------------------------------------------- Reports API: settlement reports
+
+const REPORTS_PATH: &str = "/reports/2021-06-30/reports";
+const DOCUMENT_ID: &str =
+    "amzn1.spdoc.1.4.eu.46e350c8-1e6f-4cc4-8721-3165f5bd4744.T2ISMRNPULE4S7.107";
+/// The signature of the presigned download URLs: a credential that must never show.
+const SIGNATURE: &str = "f3a9c1d2e4b5a6978877665544332211presigned";
+
+fn report_json(id: &str, created: &str) -> Value {
+    json!({
+        "reportType": "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2",
+        "processingEndTime": "2026-03-16T02:10:00+00:00",
+        "processingStatus": "DONE",
+        "marketplaceIds": [INDIA_MARKETPLACE_ID],
+        "reportDocumentId": format!("amzn1.spdoc.1.4.eu.{id}"),
+        "reportId": id,
+        "dataEndTime": "2026-03-15T00:00:00+00:00",
+        "createdTime": created,
+        "dataStartTime": "2026-03-01T00:00:00+00:00"
+    })
+}
+
+#[tokio::test]
+async fn settlement_reports_are_asked_with_amazon_s_filters_then_with_the_next_token_alone() {
+    let (amazon, fake) = fake_amazon().await;
+    fake.then(
+        REPORTS_PATH,
+        200,
+        &[],
+        json!({ "reports": [report_json("51234019876", "2026-03-16T02:04:32.123Z")], "nextToken": NEXT_TOKEN }),
+    );
+    fake.then(
+        REPORTS_PATH,
+        200,
+        &[],
+        json!({ "reports": [report_json("51234019875", "2026-03-02T02:04:32+00:00")] }),
+    );
+    fake.then(REPORTS_PATH, 200, &[], json!({ "reports": [] }));
+
+    let since = datetime!(2026-01-01 05:30:07.250 +05:30);
+    let first = amazon
+        .get_settlement_reports(&refresh(), Some(since), None)
+        .await
+        .unwrap();
+    assert_eq!(first.next_token.as_deref(), Some(NEXT_TOKEN));
+    let report = &first.reports[0];
+    assert_eq!(report.report_id, "51234019876");
+    assert_eq!(
+        report.report_type,
+        "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"
+    );
+    assert_eq!(report.created_time, datetime!(2026-03-16 02:04:32.123 UTC));
+    assert_eq!(
+        report.data_start_time,
+        Some(datetime!(2026-03-01 00:00 UTC))
+    );
+    assert_eq!(report.data_end_time, Some(datetime!(2026-03-15 00:00 UTC)));
+    assert_eq!(report.processing_status, "DONE");
+    assert_eq!(
+        report.report_document_id.as_deref(),
+        Some("amzn1.spdoc.1.4.eu.51234019876")
+    );
+
+    let second = amazon
+        .get_settlement_reports(&refresh(), Some(since), first.next_token.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(second.next_token, None);
+    assert_eq!(second.reports[0].report_id, "51234019875");
+    let empty = amazon
+        .get_settlement_reports(&refresh(), None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        empty,
+        ecomdrive_platforms::amazon::ReportsPage {
+            reports: vec![],
+            next_token: None
+        }
+    );
+
+    let seen = fake.seen_at(REPORTS_PATH);
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|s| s.method == Method::GET));
+    assert!(
+        seen[0]
+            .header("x-amz-access-token")
+            .starts_with(ACCESS_PREFIX)
+    );
+    assert_eq!(
+        seen[0].query,
+        strings(&[
+            ("reportTypes", "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"),
+            ("processingStatuses", "DONE"),
+            ("pageSize", "100"),
+            ("createdSince", "2026-01-01T00:00:07Z"),
+        ])
+    );
+    // Amazon: "call getReports with this token as the only parameter".
+    assert_eq!(seen[1].query, strings(&[("nextToken", NEXT_TOKEN)]));
+    // Without a date, Amazon's default (90 days back) applies.
+    assert!(!seen[2].query.contains_key("createdSince"));
+    assert_eq!(seen[2].query.len(), 3);
+}
+
+#[tokio::test]
+async fn get_reports_errors_and_throttles_like_the_other_operations() {
+    let (amazon, fake) = fake_amazon().await;
+    fake.then(
+        REPORTS_PATH,
+        400,
+        &[],
+        json!({ "errors": [{ "code": "InvalidInput", "message": "pageSize must be an integer from 1 to 100" }] }),
+    );
+    let error = amazon
+        .get_settlement_reports(&refresh(), None, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, PlatformError::SpApi { http_status: 400, code, .. } if code == "InvalidInput"),
+        "{error:?}"
+    );
+    // getReports allows one request in 45 s: a 429 is handed back, not slept.
+    fake.then(REPORTS_PATH, 429, &[], json!({ "errors": [] }));
+    let error = amazon
+        .get_settlement_reports(&refresh(), None, None)
+        .await
+        .unwrap_err();
+    match error {
+        PlatformError::RateLimited { retry_after_ms } => {
+            assert!(
+                (45_000..=45_100).contains(&retry_after_ms),
+                "{retry_after_ms}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_report_document_s_location_is_read_and_its_debug_hides_the_presigned_url() {
+    let (amazon, fake) = fake_amazon().await;
+    let path = format!("/reports/2021-06-30/documents/{DOCUMENT_ID}");
+    let url = format!(
+        "https://tortuga-prod-eu.s3-eu-west-1.amazonaws.com/%2FNinetyDays/amzn1.tortuga.4.eu.T3DLC2UAW3MUK6?X-Amz-Signature={SIGNATURE}"
+    );
+    fake.then(
+        &path,
+        200,
+        &[],
+        json!({ "reportDocumentId": DOCUMENT_ID, "url": url, "compressionAlgorithm": "GZIP" }),
+    );
+    fake.then(
+        &path,
+        200,
+        &[],
+        json!({ "reportDocumentId": DOCUMENT_ID, "url": url }),
+    );
+    let document = amazon
+        .get_report_document(&refresh(), DOCUMENT_ID)
+        .await
+        .unwrap();
+    assert_eq!(document.report_document_id, DOCUMENT_ID);
+    assert_eq!(document.url, url);
+    assert_eq!(document.compression_algorithm.as_deref(), Some("GZIP"));
+    let debug = format!("{document:?}");
+    assert!(debug.contains(DOCUMENT_ID), "{debug}");
+    assert!(
+        !debug.contains(SIGNATURE) && !debug.contains("tortuga"),
+        "{debug}"
+    );
+    let plain = amazon
+        .get_report_document(&refresh(), DOCUMENT_ID)
+        .await
+        .unwrap();
+    assert_eq!(plain.compression_algorithm, None);
+    let seen = fake.seen_at(&path);
+    assert_eq!(seen.len(), 2);
+    assert!(seen[0].query.is_empty());
+
+    // The id goes into the path: one that could leave it is refused before any call.
+    for bad in ["", "..", "../orders/v0/orders", "a/b", "a?b=1"] {
+        let error = amazon
+            .get_report_document(&refresh(), bad)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, PlatformError::InvalidInput(_)),
+            "{bad}: {error:?}"
+        );
+    }
+    assert_eq!(
+        fake.seen()
+            .iter()
+            .filter(|s| s.path.starts_with("/reports"))
+            .count(),
+        2
+    );
+}
+
+/// An S3-like server for presigned downloads: `/plain`, `/gzip`, `/broken-gzip`, `/forbidden`,
+/// `/failing`. Records the headers of every request.
+#[derive(Clone, Default)]
+struct DocumentStore {
+    seen: Arc<Mutex<Vec<HeaderMap>>>,
+}
+
+/// A settlement-like flat file of about `lines` lines.
+fn flat_file(lines: usize) -> String {
+    let mut text = String::from("settlement-id\tsettlement-start-date\ttotal-amount\tamount\n");
+    for i in 0..lines {
+        text.push_str(&format!("24000202682\t\t\t{}.{:02}\n", i % 5000, i % 100));
+    }
+    text
+}
+
+fn gzipped(text: &str) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(text.as_bytes()).unwrap();
+    encoder.finish().unwrap()
+}
+
+async fn serve_document(
+    State(store): State<DocumentStore>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    store.seen.lock().unwrap().push(headers);
+    let s3_error = |status: StatusCode, code: &str| {
+        (
+            status,
+            format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code></Error>"),
+        )
+            .into_response()
+    };
+    if !uri.query().unwrap_or_default().contains(SIGNATURE) {
+        return s3_error(StatusCode::FORBIDDEN, "AccessDenied");
+    }
+    match uri.path() {
+        "/plain" => flat_file(50_000).into_response(),
+        "/gzip" => gzipped(&flat_file(50_000)).into_response(),
+        "/broken-gzip" => {
+            let mut bytes = gzipped(&flat_file(1_000));
+            bytes.truncate(bytes.len() / 2);
+            bytes.into_response()
+        }
+        "/not-gzip" => flat_file(10).into_response(),
+        "/failing" => s3_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
+        _ => s3_error(StatusCode::NOT_FOUND, "NoSuchKey"),
+    }
+}
+
+async fn document_store() -> (DocumentStore, u16) {
+    let store = DocumentStore::default();
+    let port = serve(
+        Router::new()
+            .fallback(serve_document)
+            .with_state(store.clone()),
+    )
+    .await;
+    (store, port)
+}
+
+fn document_at(port: u16, path: &str, gzip: bool) -> ecomdrive_platforms::amazon::ReportDocument {
+    ecomdrive_platforms::amazon::ReportDocument {
+        report_document_id: DOCUMENT_ID.into(),
+        url: format!(
+            "http://127.0.0.1:{port}{path}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature={SIGNATURE}"
+        ),
+        compression_algorithm: gzip.then(|| "GZIP".to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn report_documents_stream_plain_or_gunzipped_and_without_the_access_token() {
+    let (amazon, _fake) = fake_amazon().await;
+    let (store, port) = document_store().await;
+    // A token is cached: the download must still not send it.
+    amazon.access_token(&refresh()).await.unwrap();
+    let expected = flat_file(50_000);
+    assert!(expected.len() > 1_000_000);
+
+    let mut plain = Vec::new();
+    let written = amazon
+        .download_report_document(&document_at(port, "/plain", false), &mut plain)
+        .await
+        .unwrap();
+    assert_eq!(written, expected.len() as u64);
+    assert_eq!(plain, expected.as_bytes());
+
+    let mut unzipped = Vec::new();
+    let written = amazon
+        .download_report_document(&document_at(port, "/gzip", true), &mut unzipped)
+        .await
+        .unwrap();
+    assert_eq!(written, expected.len() as u64);
+    assert_eq!(unzipped, expected.as_bytes());
+
+    let seen = store.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    for headers in seen {
+        assert!(headers.get("x-amz-access-token").is_none());
+        assert!(headers.get(header::REFERER).is_none());
+    }
+}
+
+/// A sink that refuses to be written (a full disk).
+struct FullDisk;
+
+impl std::io::Write for FullDisk {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "no space left",
+        ))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_refused_broken_or_oversized_download_is_an_error_that_never_shows_the_url() {
+    let (amazon, _fake) = fake_amazon().await;
+    let (_store, port) = document_store().await;
+    let mut errors = Vec::new();
+    let mut sink = Vec::new();
+
+    let forbidden = ecomdrive_platforms::amazon::ReportDocument {
+        url: format!("http://127.0.0.1:{port}/plain?X-Amz-Signature=expired-or-forged"),
+        ..document_at(port, "/plain", false)
+    };
+    let error = amazon
+        .download_report_document(&forbidden, &mut sink)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, PlatformError::UnexpectedStatus(403)),
+        "{error:?}"
+    );
+    errors.push(error);
+
+    let error = amazon
+        .download_report_document(&document_at(port, "/failing", false), &mut sink)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, PlatformError::UnexpectedStatus(500)),
+        "{error:?}"
+    );
+    assert!(error.outcome_unknown());
+    errors.push(error);
+
+    for path in ["/broken-gzip", "/not-gzip"] {
+        let error = amazon
+            .download_report_document(&document_at(port, path, true), &mut Vec::new())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, PlatformError::Decode(_)),
+            "{path}: {error:?}"
+        );
+        errors.push(error);
+    }
+
+    let unknown = ecomdrive_platforms::amazon::ReportDocument {
+        compression_algorithm: Some("ZSTD".into()),
+        ..document_at(port, "/plain", false)
+    };
+    let error = amazon
+        .download_report_document(&unknown, &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, PlatformError::Decode(_)), "{error:?}");
+    errors.push(error);
+
+    let error = amazon
+        .download_report_document(&document_at(port, "/plain", false), &mut FullDisk)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, PlatformError::Transport(_)), "{error:?}");
+    errors.push(error);
+
+    // The cap: the body (plain), or what the gzip stream expands to, past the limit.
+    let capped = amazon.clone().with_report_document_limit(200_000);
+    let compressed_size = gzipped(&flat_file(50_000)).len();
+    assert!(compressed_size < 200_000, "{compressed_size}");
+    for (path, gzip) in [("/plain", false), ("/gzip", true)] {
+        let mut sink = Vec::new();
+        let error = capped
+            .download_report_document(&document_at(port, path, gzip), &mut sink)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, PlatformError::TooLarge { limit: 200_000 }),
+            "{path}: {error:?}"
+        );
+        assert!(sink.len() <= 200_000);
+        errors.push(error);
+    }
+
+    // Off the allow-list: refused before any connection, naming the host only.
+    let elsewhere = ecomdrive_platforms::amazon::ReportDocument {
+        url: format!("https://reports.example.com/doc?X-Amz-Signature={SIGNATURE}"),
+        ..document_at(port, "/plain", false)
+    };
+    let error = amazon
+        .download_report_document(&elsewhere, &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, PlatformError::Refused(_)), "{error:?}");
+    errors.push(error);
+
+    let closed = closed_port().await;
+    let error = amazon
+        .download_report_document(&document_at(closed, "/plain", false), &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, PlatformError::Connect(_)), "{error:?}");
+    errors.push(error);
+
+    for error in &errors {
+        let text = format!("{error} | {error:?}");
+        for secret in [
+            SIGNATURE,
+            "X-Amz",
+            "/plain",
+            "/gzip",
+            "/doc",
+            "expired-or-forged",
+        ] {
+            assert!(!text.contains(secret), "{text} shows the URL");
+        }
+    }
+}

@@ -54,7 +54,7 @@ pub enum Category {
 /// 7. anything else → [`Category::Other`].
 ///
 /// Fees, taxes and others are named by their description (the amount type, then the transaction
-/// type, when Amazon leaves it empty).
+/// type, when Amazon leaves it empty or generic).
 pub fn classify(charge: &Charge) -> Category {
     let lower = |s: &str| s.to_ascii_lowercase();
     let (tt, at, desc) = (
@@ -112,18 +112,21 @@ pub(crate) fn is_refund_like(transaction_type: &str) -> bool {
         .any(|w| tt.contains(w))
 }
 
-/// The name a fee, tax or other charge is shown under.
+/// The name a fee, tax or other charge is shown under: its description, else the most telling of
+/// its amount type and transaction type (`other-transaction` tells nothing).
 fn label(charge: &Charge) -> String {
-    [
-        &charge.amount_description,
-        &charge.amount_type,
-        &charge.transaction_type,
-    ]
-    .into_iter()
-    .map(|s| s.trim())
-    .find(|s| !s.is_empty())
-    .unwrap_or("(unnamed)")
-    .to_owned()
+    let names = [
+        charge.amount_description.trim(),
+        charge.amount_type.trim(),
+        charge.transaction_type.trim(),
+    ];
+    let telling = |s: &&str| !s.is_empty() && !s.eq_ignore_ascii_case("other-transaction");
+    names
+        .into_iter()
+        .find(telling)
+        .or_else(|| names.into_iter().find(|s| !s.is_empty()))
+        .unwrap_or("(unnamed)")
+        .to_owned()
 }
 
 /// One line of a P&L: a period, a SKU, an order, or the total. Amounts carry the file's signs
