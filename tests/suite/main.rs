@@ -8,6 +8,7 @@ mod events;
 mod inbox_flow;
 mod replies;
 mod security;
+mod settlements;
 mod solicitations;
 mod support;
 mod template;

@@ -144,7 +144,7 @@ pub async fn list_settlements(
 ) -> ApiResult<Json<Value>> {
     member.require(Action::ReadFinance)?;
     let mut all = state.store.settlements(&member.merchant).await?;
-    all.sort_by(|a, b| b.summary.end.cmp(&a.summary.end));
+    all.sort_by_key(|s| std::cmp::Reverse(s.summary.end));
     Ok(Json(json!({
         "items": all.iter().map(settlement_view).collect::<Vec<_>>(),
     })))

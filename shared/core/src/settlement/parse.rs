@@ -12,6 +12,7 @@
 mod amounts;
 mod columns;
 mod dates;
+mod fingerprint;
 mod lines;
 mod sums;
 #[cfg(test)]
@@ -25,7 +26,7 @@ use columns::{Column, Header, Row};
 use dates::{Written, parse_written};
 use lines::{Lines, Next};
 use std::io::BufRead;
-use sums::{DetailLine, Sums};
+use sums::{DetailLine, Sums, same};
 use time::{Date, UtcOffset, macros::offset};
 
 /// Reads a whole flat file, handing each order's sums to `on_order` as the stream passes it.
@@ -149,8 +150,8 @@ impl DayCache {
         day_of: impl FnOnce(Written) -> Result<Date, &'static str>,
     ) -> Result<Date, String> {
         if let Some(day) = self.day
-            && self.text == text
             && self.local == local
+            && same(&self.text, text)
         {
             return Ok(day);
         }
@@ -227,7 +228,7 @@ impl FileReader {
             return;
         }
         match &self.settlement_id {
-            Some((first, _)) if first == id => {}
+            Some((first, _)) if same(first, id) => {}
             Some((first, line)) => problems.add(
                 number,
                 format!("settlement-id {id:?} differs from {first:?} (line {line})"),

@@ -946,7 +946,12 @@ mod tests {
         );
         assert_eq!(
             c("Cost of Advertising", "other-transaction", ""),
-            fee("other-transaction")
+            fee("Cost of Advertising")
+        );
+        assert_eq!(c("Order", "ItemFees", ""), fee("ItemFees"));
+        assert_eq!(
+            c("other-transaction", "other-transaction", ""),
+            other("other-transaction")
         );
         assert_eq!(
             c(

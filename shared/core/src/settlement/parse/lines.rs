@@ -2,7 +2,7 @@
 //! not fill the memory), CRLF or LF, a UTF-8 BOM, UTF-8 or Windows-1252, and the fingerprint.
 
 use memchr::memchr;
-use sha2::{Digest, Sha256};
+use super::fingerprint::Fingerprint;
 use std::io::{self, BufRead};
 
 /// The longest line accepted. Real lines are a few hundred bytes.
@@ -33,7 +33,7 @@ pub(super) struct Lines<R> {
     /// The current line decoded from Windows-1252, when it is not UTF-8.
     decoded: String,
     number: u64,
-    fingerprint: Sha256,
+    fingerprint: Fingerprint,
 }
 
 impl<R: BufRead> Lines<R> {
@@ -43,7 +43,7 @@ impl<R: BufRead> Lines<R> {
             raw: Vec::with_capacity(1024),
             decoded: String::new(),
             number: 0,
-            fingerprint: Sha256::new(),
+            fingerprint: Fingerprint::new(),
         }
     }
 
@@ -54,7 +54,7 @@ impl<R: BufRead> Lines<R> {
 
     /// SHA-256 (hex) of every non-blank line read, decoded, each followed by `\n`.
     pub(super) fn fingerprint(self) -> String {
-        hex::encode(self.fingerprint.finalize())
+        self.fingerprint.finish()
     }
 
     pub(super) fn next_line(&mut self) -> io::Result<Next<'_>> {
@@ -88,8 +88,7 @@ impl<R: BufRead> Lines<R> {
                 &self.decoded
             }
         };
-        self.fingerprint.update(text.as_bytes());
-        self.fingerprint.update(b"\n");
+        self.fingerprint.add_line(text);
         Ok(Next::Text {
             number: self.number,
             text,

@@ -104,7 +104,7 @@ impl Sums {
         let days = self.days.keys_by_id();
         let mut by_day: Vec<DaySums> = days
             .iter()
-            .zip(&self.by_day)
+            .zip(&mut self.by_day)
             .map(|(&day, sums)| DaySums {
                 day,
                 charges: sums.amounts(charges),
@@ -113,7 +113,7 @@ impl Sums {
         by_day.sort_by_key(|sums| sums.day);
         let mut by_sku_day: Vec<SkuDaySums> = self
             .by_sku_day
-            .iter()
+            .iter_mut()
             .map(|acc| SkuDaySums {
                 sku: self.skus.name(acc.sku).to_owned(),
                 day: acc.day,
@@ -166,6 +166,9 @@ struct ChargeBook {
     ids: HashMap<Vec<u8>, ChargeId>,
     /// For each charge, the charge of the line that followed it last time.
     followed_by: Vec<Option<ChargeId>>,
+    /// For each charge, its place among the charges sorted: sums are sorted by charge, and
+    /// comparing numbers is cheaper than comparing three strings.
+    rank: Vec<u32>,
     previous: Option<ChargeId>,
     key: Vec<u8>,
 }
@@ -228,7 +231,18 @@ impl ChargeBook {
         });
         self.followed_by.push(None);
         self.ids.insert(self.key.clone(), id);
+        self.rank_charges();
         id
+    }
+
+    /// Ranks the charges again (a new one arrives a few dozen times per file at most).
+    fn rank_charges(&mut self) {
+        let mut ids: Vec<usize> = (0..self.charges.len()).collect();
+        ids.sort_by(|&a, &b| self.charges[a].cmp(&self.charges[b]));
+        self.rank = vec![0; ids.len()];
+        for (place, id) in ids.into_iter().enumerate() {
+            self.rank[id] = place as u32;
+        }
     }
 
     fn units(&self, id: ChargeId, quantity: u64) -> LineUnits {
@@ -255,7 +269,7 @@ struct SkuBook {
 impl SkuBook {
     fn id(&mut self, sku: &str) -> SkuId {
         if let Some(last) = self.last
-            && self.names[last as usize] == sku
+            && same(&self.names[last as usize], sku)
         {
             return last;
         }
@@ -328,17 +342,15 @@ impl ChargeSums {
     }
 
     /// The sums, sorted by charge.
-    fn amounts(&self, book: &ChargeBook) -> Vec<ChargeAmount> {
-        let mut amounts: Vec<ChargeAmount> = self
-            .0
+    fn amounts(&mut self, book: &ChargeBook) -> Vec<ChargeAmount> {
+        self.0.sort_unstable_by_key(|&(id, _)| book.rank[id as usize]);
+        self.0
             .iter()
             .map(|&(id, amount)| ChargeAmount {
                 charge: book.charge(id).clone(),
                 amount,
             })
-            .collect();
-        amounts.sort_by(|a, b| a.charge.cmp(&b.charge));
-        amounts
+            .collect()
     }
 }
 
@@ -369,7 +381,7 @@ struct ItemAcc {
 
 impl OrderRun {
     fn is(&self, order_id: &str) -> bool {
-        self.day.is_some() && self.order_id == order_id
+        self.day.is_some() && same(&self.order_id, order_id)
     }
 
     fn start(&mut self, line: &DetailLine<'_>) {
@@ -415,7 +427,7 @@ impl OrderRun {
     fn end(&mut self, charges: &ChargeBook, skus: &SkuBook) -> Option<OrderSums> {
         let day = self.day.take()?;
         let items = self.items[..self.used]
-            .iter()
+            .iter_mut()
             .map(|item| OrderItemSums {
                 sku: item.sku.map(|sku| skus.name(sku).to_owned()),
                 units: item.units,
@@ -429,4 +441,22 @@ impl OrderRun {
             items,
         })
     }
+}
+
+/// Whether two short texts are the same: most lines repeat the text of the line before (order id,
+/// SKU, charge), and comparing eight bytes at a time here is cheaper than a call to `memcmp`.
+pub(super) fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut a_words, mut b_words) = (a.chunks_exact(8), b.chunks_exact(8));
+    let word = |bytes: &[u8]| u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]));
+    for (x, y) in (&mut a_words).zip(&mut b_words) {
+        if word(x) != word(y) {
+            return false;
+        }
+    }
+    let (a_rest, b_rest) = (a_words.remainder(), b_words.remainder());
+    a_rest.iter().zip(b_rest).all(|(x, y)| x == y)
 }
