@@ -177,6 +177,40 @@ const ROUTES: &[Route] = &[
         "/v1/merchants/{merchant_id}/solicitations/settings",
         MANAGERS,
     ),
+    // Money (POLICY A3, A8): owners and admins only. The upload rows use an upload of the
+    // caller's own (see `Ids::uploads`): a finished upload cannot be imported again.
+    route("POST", "/v1/merchants/{merchant_id}/settlements", MANAGERS),
+    route("GET", "/v1/merchants/{merchant_id}/settlements", MANAGERS),
+    route(
+        "GET",
+        "/v1/merchants/{merchant_id}/settlements/{settlement_id}",
+        MANAGERS,
+    ),
+    route(
+        "POST",
+        "/v1/merchants/{merchant_id}/settlements/uploads",
+        MANAGERS,
+    ),
+    route(
+        "GET",
+        "/v1/merchants/{merchant_id}/settlements/uploads/{upload_id}",
+        MANAGERS,
+    ),
+    route(
+        "POST",
+        "/v1/merchants/{merchant_id}/settlements/uploads/{upload_id}/import",
+        MANAGERS,
+    ),
+    route("PUT", "/v1/merchants/{merchant_id}/cogs", MANAGERS),
+    route("GET", "/v1/merchants/{merchant_id}/cogs", MANAGERS),
+    route("GET", "/v1/merchants/{merchant_id}/pnl", MANAGERS),
+    route("GET", "/v1/merchants/{merchant_id}/pnl/skus", MANAGERS),
+    route("GET", "/v1/merchants/{merchant_id}/pnl/orders", MANAGERS),
+    route(
+        "GET",
+        "/v1/merchants/{merchant_id}/reconciliation",
+        MANAGERS,
+    ),
 ];
 
 /// `(METHOD, path)` of every route `functions/api/src/lib.rs` declares in `router()`, with the
@@ -244,6 +278,48 @@ struct Ids {
     customer: String,
     /// An Amazon order of the merchant, synced from the seller account.
     order: String,
+    /// A settlement the merchant imported ([`SAMPLE_SETTLEMENT_ID`]).
+    settlement: String,
+    /// A settlement upload awaiting its file.
+    upload: String,
+}
+
+/// The settlement [`sample_request`] uploads (and the set-ups import first).
+const SAMPLE_SETTLEMENT_ID: &str = "13000000001";
+
+/// A settlement flat file that imports (or, imported, answers 200).
+fn sample_settlement() -> Vec<u8> {
+    crate::settlements::small_settlement(SAMPLE_SETTLEMENT_ID).into_bytes()
+}
+
+/// Imports [`sample_settlement`] and creates a settlement upload as `t`'s owner; answers the
+/// settlement id and the upload id.
+async fn finance_ids(s: &TestStack, t: &Tenant) -> (String, String) {
+    let m = &t.merchant_id;
+    let res = s
+        .browser
+        .post(s.url(&format!("/v1/merchants/{m}/settlements")))
+        .bearer_auth(&t.token)
+        .header(header::CONTENT_TYPE, "text/tab-separated-values")
+        .body(sample_settlement())
+        .send()
+        .await
+        .expect("the local stack answers");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    (SAMPLE_SETTLEMENT_ID.to_owned(), new_upload(s, t).await)
+}
+
+/// A settlement upload of `t`, awaiting its file.
+async fn new_upload(s: &TestStack, t: &Tenant) -> String {
+    let (status, body) = s
+        .post(
+            &t.token,
+            &format!("/v1/merchants/{}/settlements/uploads", t.merchant_id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().expect("an upload id").to_owned()
 }
 
 fn fill(template: &str, ids: &Ids) -> String {
@@ -254,6 +330,8 @@ fn fill(template: &str, ids: &Ids) -> String {
         .replace("{conversation_id}", &ids.conversation)
         .replace("{customer_id}", &ids.customer)
         .replace("{order_id}", &ids.order)
+        .replace("{settlement_id}", &ids.settlement)
+        .replace("{upload_id}", &ids.upload)
 }
 
 /// A well-formed body for the route, so only the caller's rights decide the answer. `tag` makes
@@ -279,6 +357,21 @@ fn sample_body(method: &str, template: &str, tag: &str, ids: &Ids) -> Option<Val
         ("POST", "conversations") => Some(json!({"conversation_id": ids.conversation})),
         ("PUT", "settings") => Some(json!({"enabled": true, "send_on_day": 5})),
         _ => None,
+    }
+}
+
+/// The request body for the route: a flat file and a COGS CSV for the finance uploads, else
+/// [`sample_body`] as JSON.
+fn sample_request(method: &str, template: &str, tag: &str, ids: &Ids) -> Body {
+    match (method, template.rsplit('/').next().unwrap_or_default()) {
+        ("POST", "settlements") => {
+            Body::Raw(Some("text/tab-separated-values"), sample_settlement())
+        }
+        ("PUT", "cogs") => Body::Raw(
+            Some("text/csv"),
+            b"sku,unit_cost,currency,effective_from\nKURTA-RED-M,400.00,INR,2026-10-01\n".to_vec(),
+        ),
+        _ => sample_body(method, template, tag, ids).map_or(Body::Empty, Body::Json),
     }
 }
 
@@ -422,11 +515,16 @@ impl Http {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Answer {
+        let body = body.map_or(Body::Empty, Body::Json);
+        self.request(m, path, token, body).await
+    }
+
+    /// A call with any body and an optional bearer token.
+    async fn request(&self, m: Method, path: &str, token: Option<&str>, body: Body) -> Answer {
         let headers: Vec<(HeaderName, String)> = token
             .map(|t| (header::AUTHORIZATION, format!("Bearer {t}")))
             .into_iter()
             .collect();
-        let body = body.map_or(Body::Empty, Body::Json);
         self.send(m, path, &headers, body).await
     }
 
@@ -691,6 +789,12 @@ async fn snapshot(s: &TestStack, b: &Tenant, ids: &Ids) -> Value {
         format!("/v1/merchants/{m}/solicitations"),
         format!("/v1/merchants/{m}/solicitations/summary?from=2025-01-01&to=2025-12-31"),
         format!("/v1/merchants/{m}/solicitations/settings"),
+        format!("/v1/merchants/{m}/settlements"),
+        format!("/v1/merchants/{m}/settlements/{}", ids.settlement),
+        format!("/v1/merchants/{m}/settlements/uploads/{}", ids.upload),
+        format!("/v1/merchants/{m}/cogs"),
+        format!("/v1/merchants/{m}/pnl?from=2026-10-01&to=2026-10-31"),
+        format!("/v1/merchants/{m}/pnl/orders?from=2026-10-01&to=2026-10-31"),
     ] {
         let (status, body) = s.get(&b.token, &path).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
@@ -736,6 +840,7 @@ async fn policy_e13_a_user_of_merchant_a_gets_404_for_every_object_of_merchant_b
     assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
     assert_eq!(queued["status"], "queued");
     let b_order = amazon_order(&s, &b).await;
+    let (b_settlement, b_upload) = finance_ids(&s, &b).await;
     let b_ids = Ids {
         merchant: b.merchant_id.clone(),
         user: s.stack.idp.sub_for("agent-b@bee.example"),
@@ -743,6 +848,8 @@ async fn policy_e13_a_user_of_merchant_a_gets_404_for_every_object_of_merchant_b
         conversation: conv["id"].as_str().unwrap().into(),
         customer: conv["customer"]["id"].as_str().unwrap().into(),
         order: b_order,
+        settlement: b_settlement,
+        upload: b_upload,
     };
     // The positive side: B's owner sees all of it (the snapshot asserts 200 on every read).
     let before = snapshot(&s, &b, &b_ids).await;
@@ -768,11 +875,11 @@ async fn policy_e13_a_user_of_merchant_a_gets_404_for_every_object_of_merchant_b
     for r in &under_b {
         let path = fill(r.path, &b_ids);
         let answer = http
-            .call(
+            .request(
                 method(r.method),
                 &path,
                 Some(&a.token),
-                sample_body(r.method, r.path, "intruder", &b_ids),
+                sample_request(r.method, r.path, "intruder", &b_ids),
             )
             .await;
         answer.assert_problem(
@@ -795,6 +902,8 @@ async fn policy_e13_a_user_of_merchant_a_gets_404_for_every_object_of_merchant_b
             "{conversation_id}",
             "{customer_id}",
             "{order_id}",
+            "{settlement_id}",
+            "{upload_id}",
         ]
         .iter()
         .any(|p| r.path.contains(p))
@@ -805,11 +914,11 @@ async fn policy_e13_a_user_of_merchant_a_gets_404_for_every_object_of_merchant_b
         tried += 1;
         let path = fill(r.path, &mixed);
         let answer = http
-            .call(
+            .request(
                 method(r.method),
                 &path,
                 Some(&a.token),
-                sample_body(r.method, r.path, "intruder", &mixed),
+                sample_request(r.method, r.path, "intruder", &mixed),
             )
             .await;
         answer.assert_problem(
@@ -900,6 +1009,7 @@ async fn policy_a14_route_role_matrix() {
         .await;
     }
     let order = amazon_order(&s, &owner).await;
+    let (settlement, upload) = finance_ids(&s, &owner).await;
     let base = Ids {
         merchant: owner.merchant_id.clone(),
         user: s.stack.idp.sub_for("helper@matrix.example"),
@@ -907,6 +1017,8 @@ async fn policy_a14_route_role_matrix() {
         conversation: conv["id"].as_str().unwrap().into(),
         customer: conv["customer"]["id"].as_str().unwrap().into(),
         order,
+        settlement,
+        upload,
     };
     let http = Http::new(&s);
     let callers = [
@@ -914,6 +1026,10 @@ async fn policy_a14_route_role_matrix() {
         (Role::Admin, admin_token.clone()),
         (Role::Agent, agent_token.clone()),
     ];
+    let mut uploads = std::collections::BTreeMap::new();
+    for (role, _) in &callers {
+        uploads.insert(role.as_str(), new_upload(&s, &owner).await);
+    }
     let mut checked = 0;
     for (role, token) in &callers {
         for r in ROUTES {
@@ -924,14 +1040,18 @@ async fn policy_a14_route_role_matrix() {
                     .idp
                     .sub_for(&format!("leaver-{}@matrix.example", role.as_str()));
             }
+            if r.path.contains("{upload_id}") {
+                // Each role's own upload: once imported, an upload cannot be imported again.
+                ids.upload = uploads[role.as_str()].clone();
+            }
             let path = fill(r.path, &ids);
             let what = format!("{} {} {path}", role.as_str(), r.method);
             let answer = http
-                .call(
+                .request(
                     method(r.method),
                     &path,
                     Some(token),
-                    sample_body(r.method, r.path, role.as_str(), &ids),
+                    sample_request(r.method, r.path, role.as_str(), &ids),
                 )
                 .await;
             if r.allowed.contains(role) {

@@ -61,6 +61,8 @@ fn settlement_view(s: &SettlementRecord) -> Value {
         "marketplace": s.marketplace,
         "detail_lines": s.detail_lines,
         "order_runs": s.order_runs,
+        // Each as transaction_type, amount_type, amount_description and amount (a string).
+        "charges": s.charges,
         "status": s.status,
         "source": s.source,
         "imported_at": s.imported_at.map(crate::rfc3339),

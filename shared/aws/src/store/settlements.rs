@@ -16,12 +16,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, WriteRequ
 use ecomdrive_core::ids::{MerchantId, SettlementUploadId, UserId};
 use ecomdrive_core::settlement::cogs::UnitCost;
 use ecomdrive_core::settlement::{
-    DaySums, OrderSums, ParsedSettlement, Rejection, SettlementId, SettlementSummary, SkuDaySums,
+    Charge, ChargeAmount, DaySums, OrderSums, ParsedSettlement, Rejection, SettlementId, SettlementSummary, SkuDaySums,
 };
 use futures::{StreamExt, TryStreamExt};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 use time::{Date, OffsetDateTime};
 
@@ -67,6 +67,10 @@ pub struct SettlementRecord {
     pub difference: Decimal,
     pub reconciles: bool,
     pub order_runs: u64,
+    /// The settlement's totals per charge (e.g. `Order`/`ItemFees`/`Commission`): its fees by
+    /// kind, taxes, refunds... at a glance.
+    #[serde(default)]
+    pub charges: Vec<ChargeAmount>,
     pub fingerprint: String,
     pub status: ImportStatus,
     pub source: SettlementSource,
@@ -98,6 +102,7 @@ impl SettlementRecord {
             difference: parsed.difference,
             reconciles: parsed.reconciles,
             order_runs: parsed.order_runs,
+            charges: charge_totals(&parsed.by_day),
             fingerprint: parsed.fingerprint.clone(),
             status: ImportStatus::Importing,
             source,
@@ -197,6 +202,21 @@ struct StoredUnitCost {
 struct ReportMark {
     report_id: String,
     settlement_id: SettlementId,
+}
+
+/// The sums of every day, per charge.
+fn charge_totals(days: &[DaySums]) -> Vec<ChargeAmount> {
+    let mut totals: BTreeMap<&Charge, Decimal> = BTreeMap::new();
+    for c in days.iter().flat_map(|d| &d.charges) {
+        *totals.entry(&c.charge).or_default() += c.amount;
+    }
+    totals
+        .into_iter()
+        .map(|(charge, amount)| ChargeAmount {
+            charge: charge.clone(),
+            amount,
+        })
+        .collect()
 }
 
 /// Splits writes into `BatchWriteItem`-sized groups.
