@@ -16,7 +16,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime, UtcOffset};
 
-use crate::support::{Tenant, TestStack, eventually, eventually_within, stack};
+use crate::support::{Tenant, TestStack, eventually_within, stack};
 
 const OWNER: &str = "owner@ledger.example";
 const TSV: &str = "text/tab-separated-values";
@@ -522,6 +522,18 @@ async fn policy_a8_upload_of_a_settlement_answers_its_summary_and_a_repeat_answe
     assert_eq!(again.status, StatusCode::OK, "{}", again.text);
     assert_eq!(again.json(), summary);
 
+    // The same file saved with Windows line ends: the same content.
+    let crlf = upload(
+        &s,
+        &t.token,
+        &t,
+        "text/tab-separated-values; charset=utf-8",
+        file.replace('\n', "\r\n"),
+    )
+    .await;
+    assert_eq!(crlf.status, StatusCode::OK, "{}", crlf.text);
+    assert_eq!(crlf.json(), summary);
+
     // The same file gzip-compressed (line ends and compression aside, the same content).
     let zipped = upload(&s, &t.token, &t, GZIP, gzip(&file)).await;
     assert_eq!(zipped.status, StatusCode::OK, "{}", zipped.text);
@@ -565,6 +577,28 @@ async fn policy_a8_a_settlement_whose_lines_do_not_add_up_is_stored_and_says_by_
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["reconciles"], false);
     assert_eq!(listed[0]["difference"], "4.50");
+
+    // A period without sales: Amazon charges the storage fee (a negative deposit), which adds up.
+    let fee_only = flat_file(
+        "12000000009",
+        "-75.50",
+        &[Line {
+            transaction_type: "other-transaction",
+            order_id: "",
+            amount_type: "other-transaction",
+            description: "Storage Fee",
+            amount: "-75.50",
+            day: "2026-10-09",
+            sku: "",
+            quantity: "",
+        }],
+    );
+    let answer = upload(&s, &t.token, &t, TSV, fee_only).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    let summary = answer.json();
+    assert_eq!(summary["total_amount"], "-75.50");
+    assert_eq!(summary["lines_total"], "-75.50");
+    assert_eq!(summary["reconciles"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -723,6 +757,40 @@ async fn policy_a8_malformed_file_is_rejected_whole_with_line_numbers_and_nothin
         "settlement items were stored: {stored:?}"
     );
     let archived = objects_under(&s, &format!("merchants/{}/settlements/", t.merchant_id)).await;
+    assert!(archived.is_empty(), "{archived:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_a8_a_small_gzip_that_unpacks_past_the_limit_is_rejected_and_nothing_stored() {
+    let s = stack().await;
+    let t = s.merchant(OWNER).await;
+    // 1 MiB of valid detail lines (each padded to 8 KiB in the promotion-id column, which is
+    // not read), as one gzip member; 70 members one after the other unpack to 70 MiB, past the
+    // 64 MiB a direct upload may unpack to, while the body stays far below 5 MB.
+    let padded = |line: Line| {
+        let row = flat_file("12000000060", "1.00", &[line]);
+        let detail = row.lines().nth(2).expect("a detail row").to_owned();
+        format!("{detail}{}\n", "x".repeat(8 * 1024 - detail.len() - 1))
+    };
+    let one = padded(sale("2026-10-03", ORDER_1, KURTA, COMMISSION, "-1.00"));
+    let chunk = gzip(&one.repeat(1024 * 1024 / one.len()));
+    let mut body = gzip(&small_settlement("12000000060"));
+    for _ in 0..70 {
+        body.extend_from_slice(&chunk);
+    }
+    assert!(body.len() < 5 * 1024 * 1024, "{} bytes", body.len());
+    let answer = upload(&s, &t.token, &t, GZIP, body).await;
+    assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "file-rejected");
+    // Refused for its size (its lines alone would import, not reconciling).
+    assert!(
+        answer.json()["problems"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["reason"].to_string().contains("size"))),
+        "{}",
+        answer.text
+    );
+    assert!(settlements(&s, &t).await.is_empty());
+    let archived = objects_under(&s, &format!("merchants/{}/", t.merchant_id)).await;
     assert!(archived.is_empty(), "{archived:?}");
 }
 
@@ -960,6 +1028,20 @@ async fn policy_a8_pnl_by_day_month_sku_and_order_is_the_one_worked_out_by_hand(
     ] {
         assert_eq!(cell(key, column), value, "{key} {column}");
     }
+
+    // Questions the P&L cannot answer: 422, never a guess.
+    for query in [
+        "pnl?from=2026-10-31&to=2026-10-01",
+        "pnl?from=2025-01-01&to=2026-10-31",
+        "pnl?from=2026-10-01&to=2026-10-31&granularity=year",
+        "pnl?from=2026-10-01&to=2026-10-31&format=xml",
+        "pnl?from=2026-10-01&to=2026-10-31&currency=rupees",
+        "pnl?from=01.10.2026",
+        "pnl/orders?from=2026-01-01&to=2026-10-31",
+    ] {
+        let (status, body) = s.get(&t.token, &format!("/v1/merchants/{m}/{query}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+    }
 }
 
 /// A CSV without quoted commas, BOM and CRLF aside.
@@ -1048,11 +1130,12 @@ async fn policy_a3_cogs_upload_reports_every_bad_row_by_line_and_stores_no_other
         answer.text
     );
 
-    // A good file (columns in another order, a blank row at the end as spreadsheets save it).
-    let good = "effective_from,sku,currency,unit_cost\n\
-                2026-10-01,KURTA-RED-M,INR,400.00\n\
-                2026-09-01,MUG-BLUE,INR,120.00\n\
-                ,,,\n";
+    // A good file as Excel saves "CSV UTF-8": a byte order mark, CRLF, a blank row at the end;
+    // and the columns in another order.
+    let good = "\u{feff}effective_from,sku,currency,unit_cost\r\n\
+                2026-10-01,KURTA-RED-M,INR,400.00\r\n\
+                2026-09-01,MUG-BLUE,INR,120.00\r\n\
+                ,,,\r\n";
     let answer = put_cogs(&s, &t.token, &t, good).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(answer.json(), json!({"saved": 2}));
@@ -1141,6 +1224,13 @@ async fn policy_a8_scheduled_import_brings_the_sandbox_settlements_once_and_reco
     assert_eq!(expected.len(), 3, "the sandbox serves three settlements");
     assert!(expected.iter().any(|e| e.gzip), "one of them gzip");
 
+    // The merchant uploaded the newest one by hand before the schedule ran: the schedule takes
+    // it as imported (same content), no conflict, no second copy.
+    let newest = expected.last().expect("the newest settlement");
+    let answer = upload(&s, &t.token, &t, TSV, newest.tsv.clone()).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    assert_eq!(answer.json()["source"], "upload");
+
     run_settlement_import(&s).await;
     let imported = eventually_within(
         "the three sandbox settlements imported",
@@ -1161,16 +1251,47 @@ async fn policy_a8_scheduled_import_brings_the_sandbox_settlements_once_and_reco
         assert_eq!(got["lines_total"], rupees(e.total_paise), "{got}");
         assert_eq!(got["reconciles"], true, "{got}");
         assert_eq!(got["currency"], "INR");
-        assert_eq!(got["source"], "amazon");
+        let source = if e.settlement_id == newest.settlement_id {
+            "upload"
+        } else {
+            "amazon"
+        };
+        assert_eq!(got["source"], source, "{got}");
     }
-    let first_run = s
-        .stack
-        .store
-        .settlement_import_state(&m)
-        .await
-        .expect("store answers")
-        .expect("the run saved its state")
-        .last_run_at;
+    // Newest first.
+    let listed: Vec<&str> = imported
+        .iter()
+        .filter_map(|i| i["settlement_id"].as_str())
+        .collect();
+    let newest_first: Vec<&str> = expected
+        .iter()
+        .rev()
+        .map(|e| e.settlement_id.as_str())
+        .collect();
+    assert_eq!(listed, newest_first);
+    // The run is over once it saved where it got to.
+    let first_run = eventually_within(
+        "the first run's state",
+        StdDuration::from_secs(60),
+        || async { s.stack.store.settlement_import_state(&m).await.ok()? },
+    )
+    .await
+    .last_run_at;
+    // Every report is marked imported, the uploaded one too (the next runs skip them).
+    for e in &expected {
+        let marked = s
+            .stack
+            .store
+            .imported_report(&m, &e.report_id)
+            .await
+            .expect("store answers");
+        assert_eq!(
+            marked.as_ref().map(|id| id.as_str()),
+            Some(e.settlement_id.as_str()),
+            "report {}",
+            e.report_id
+        );
+    }
 
     // Again: the run ends (its state moves on) and nothing is imported twice.
     run_settlement_import(&s).await;
@@ -1278,7 +1399,8 @@ async fn start_import(s: &TestStack, t: &Tenant, id: &str) -> (StatusCode, Value
 
 /// Waits until the upload's import is finished; answers its view.
 async fn finished_upload(s: &TestStack, t: &Tenant, id: &str) -> Value {
-    eventually(&format!("upload {id} finished"), || async {
+    let what = format!("upload {id} finished");
+    eventually_within(&what, StdDuration::from_secs(60), || async {
         let body = read(s, t, &format!("{}/uploads/{id}", settlements_path(t))).await;
         let running = ["awaiting_file", "queued", "running"];
         (!running.contains(&body["status"].as_str().unwrap_or_default())).then_some(body)
@@ -1332,6 +1454,15 @@ async fn policy_a8_large_files_go_through_a_presigned_upload_and_are_imported_in
     let done = finished_upload(&s, &t, &bad_id).await;
     assert_eq!(done["status"], "rejected", "{done}");
     assert_eq!(problem_lines(&done), BTreeSet::from([4]), "{done}");
+    let archived = objects_under(
+        &s,
+        &format!("merchants/{}/settlements/12000000021/", t.merchant_id),
+    )
+    .await;
+    assert!(
+        archived.is_empty(),
+        "nothing of a rejected file is kept: {archived:?}"
+    );
 
     // An upload whose file never came: failed, saying so.
     let up = create_upload(&s, &t).await;
@@ -1343,6 +1474,26 @@ async fn policy_a8_large_files_go_through_a_presigned_upload_and_are_imported_in
     assert!(done["error"].is_string(), "{done}");
     let (status, body) = start_import(&s, &t, &empty_id).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // The same file once more: already imported, pointing at the settlement.
+    let up = create_upload(&s, &t).await;
+    let same_id = up["id"].as_str().unwrap().to_owned();
+    put_to_upload_url(&up, pnl_settlement("12000000020").into_bytes()).await;
+    let (status, body) = start_import(&s, &t, &same_id).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let done = finished_upload(&s, &t, &same_id).await;
+    assert_eq!(done["status"], "already_imported", "{done}");
+    assert_eq!(done["settlement_id"], "12000000020");
+    // Other content under the same settlement id: conflict, the stored one stays.
+    let up = create_upload(&s, &t).await;
+    let other_id = up["id"].as_str().unwrap().to_owned();
+    put_to_upload_url(&up, small_settlement("12000000020").into_bytes()).await;
+    let (status, body) = start_import(&s, &t, &other_id).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let done = finished_upload(&s, &t, &other_id).await;
+    assert_eq!(done["status"], "conflict", "{done}");
+    let shown = read(&s, &t, &format!("{}/12000000020", settlements_path(&t))).await;
+    assert_eq!(shown["total_amount"], "2393.50");
 
     // Only the good file's settlement is there.
     let ids: Vec<Value> = settlements(&s, &t)
@@ -1417,6 +1568,184 @@ async fn policy_a8_the_same_settlement_imported_concurrently_is_one_settlement_w
     )
     .await;
     assert_eq!(archived.len(), 1, "{archived:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_a8_a_half_finished_import_counts_for_nothing_and_a_retry_finishes_it() {
+    let s = stack().await;
+    let reference = s.merchant("reference@ledger.example").await;
+    let answer = upload(
+        &s,
+        &reference.token,
+        &reference,
+        TSV,
+        pnl_settlement("12000000031"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+
+    // An import that stopped after its summary and day sums (a crash, a timeout).
+    let t = s.merchant(OWNER).await;
+    let m = merchant_id(&t);
+    let file = pnl_settlement("12000000031");
+    let parsed = ecomdrive_core::settlement::parse_settlement(file.as_bytes(), |_| {})
+        .expect("the file parses");
+    let record = ecomdrive_aws::store::settlements::SettlementRecord::importing(
+        &parsed,
+        SettlementSource::Upload,
+        format!(
+            "merchants/{}/settlements/12000000031/{}",
+            t.merchant_id, parsed.fingerprint
+        ),
+        None,
+        OffsetDateTime::now_utc(),
+    );
+    let store = &s.stack.store;
+    store
+        .begin_settlement_import(&m, &record)
+        .await
+        .expect("the import starts");
+    store
+        .put_settlement_days(&m, record.id(), &parsed.by_day, &parsed.by_sku_day)
+        .await
+        .expect("the day sums are written");
+
+    let empty = s.merchant("empty@ledger.example").await;
+    assert_eq!(
+        october_pnl(&s, &t).await,
+        october_pnl(&s, &empty).await,
+        "an unfinished import is in no P&L"
+    );
+    let listed = settlements(&s, &t).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["status"], "importing");
+
+    // The same file again finishes it: exactly the sums of one import.
+    let answer = upload(&s, &t.token, &t, TSV, file).await;
+    assert!(
+        answer.status.is_success(),
+        "{} {}",
+        answer.status,
+        answer.text
+    );
+    assert_eq!(answer.json()["status"], "imported", "{}", answer.text);
+    assert_eq!(october_pnl(&s, &t).await, october_pnl(&s, &reference).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_a8_settlements_with_lines_on_the_same_day_add_up_in_the_pnl() {
+    let s = stack().await;
+    let t = s.merchant(OWNER).await;
+    // Two settlements, each with order 1's kurta on 3 October (1005.50 each, see one_order_lines).
+    for id in ["12000000050", "12000000051"] {
+        let answer = upload(&s, &t.token, &t, TSV, small_settlement(id)).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{id}: {}", answer.text);
+    }
+    let pnl = october_pnl(&s, &t).await;
+    // principal 2 × 1000.00 = 2000.00; fees 2 × (−120.00 − 54.50) = −349.00;
+    // taxes 2 × 180.00 = 360.00; no costs: net_profit 2000.00 − 349.00 = 1651.00,
+    // margin 1651 / 2000 = 0.8255; 2 units sold without a cost.
+    let oct3 = pnl_line(&pnl["days"], "2026-10-03");
+    assert_amounts(
+        oct3,
+        &[
+            ("principal", "2000.00"),
+            ("fees_total", "-349.00"),
+            ("taxes_total", "360.00"),
+            ("cogs", "0"),
+            ("net_profit", "1651.00"),
+            ("margin", "0.8255"),
+        ],
+    );
+    assert_eq!(oct3["units_sold"], 2);
+    assert_eq!(oct3["units_without_cost"], 2);
+    assert_amounts(
+        pnl_line(&pnl["orders"], ORDER_1),
+        &[("principal", "2000.00"), ("net_profit", "1651.00")],
+    );
+}
+
+/// The one-order settlement of [`one_order_lines`] in another currency and marketplace.
+fn dirham_settlement(settlement_id: &str) -> String {
+    flat_file(settlement_id, "1005.50", &one_order_lines("-120.00"))
+        .replace("\tINR\t", "\tAED\t")
+        .replace("Amazon.in", "Amazon.ae")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_a8_a_pnl_in_one_currency_counts_only_the_settlements_in_that_currency() {
+    let s = stack().await;
+    let t = s.merchant(OWNER).await;
+    // The same sale on the same day, once settled in rupees (Amazon.in), once in dirhams
+    // (Amazon.ae): principal 1000.00 each.
+    let answer = upload(&s, &t.token, &t, TSV, small_settlement("12000000070")).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    let answer = upload(&s, &t.token, &t, TSV, dirham_settlement("12000000071")).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    assert_eq!(answer.json()["currency"], "AED");
+
+    let m = &t.merchant_id;
+    for currency in ["INR", "AED"] {
+        for (view, key) in [
+            ("pnl", "2026-10-03"),
+            ("pnl/skus", KURTA),
+            ("pnl/orders", ORDER_1),
+        ] {
+            let path = format!(
+                "/v1/merchants/{m}/{view}?from=2026-10-01&to=2026-10-31&currency={currency}"
+            );
+            let pnl = read(&s, &t, &path).await;
+            assert_eq!(pnl["currency"], currency);
+            // Only that currency's 1000.00, never 1000.00 rupees + 1000.00 dirhams.
+            assert_amounts(
+                pnl_line(&pnl, key),
+                &[("principal", "1000.00"), ("net_revenue", "1000.00")],
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_a8_pnl_csv_never_hands_a_spreadsheet_a_formula() {
+    let s = stack().await;
+    let t = s.merchant(OWNER).await;
+    let d = "2026-10-03";
+    let sku = "=SUM(A1:A9)";
+    let lines = [
+        units(sale(d, ORDER_1, sku, PRINCIPAL, "500.00"), "1"),
+        sale(d, ORDER_1, sku, COMMISSION, "-50.00"),
+    ];
+    // 500.00 − 50.00 = 450.00
+    let answer = upload(
+        &s,
+        &t.token,
+        &t,
+        TSV,
+        flat_file("12000000080", "450.00", &lines),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    let csv = send_raw(
+        &s,
+        Method::GET,
+        &t.token,
+        &format!(
+            "/v1/merchants/{}/pnl/skus?from=2026-10-01&to=2026-10-31&format=csv",
+            t.merchant_id
+        ),
+        None,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.text);
+    let rows = csv_rows(&csv.text);
+    let keys: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(keys, vec!["key", "'=SUM(A1:A9)", "total"], "{}", csv.text);
+    let at = rows[0]
+        .iter()
+        .position(|h| h == "net_revenue")
+        .expect("net_revenue");
+    assert_eq!(rows[1][at], "500.00");
 }
 
 // ---- 10: audit (A14) --------------------------------------------------------------------------

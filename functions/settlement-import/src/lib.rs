@@ -265,7 +265,9 @@ impl SettlementImport {
         upload.status = UploadStatus::Running;
         upload.updated_at = now;
         self.store.save_settlement_upload(m, &upload, None).await?;
-        let path = self.work_dir.join(format!("settlement-upload-{id}"));
+        let path = self
+            .work_dir
+            .join(format!("settlement-upload-{id}-{}", ulid::Ulid::new()));
         let file = TempFile(path.clone());
         let done = match self
             .importer

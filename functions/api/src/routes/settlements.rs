@@ -27,7 +27,7 @@ use ecomdrive_core::settlement::reconcile::{
 use ecomdrive_core::settlement::{OrderSums, Rejection, SettlementId};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use time::{Date, Duration, OffsetDateTime};
 
 /// The most a direct upload may be: API Gateway and Lambda cap request bodies (larger files go
@@ -380,6 +380,18 @@ fn format(q: &PnlQuery) -> ApiResult<Format> {
     }
 }
 
+/// The settlements in `currency`: a P&L never adds amounts of two currencies.
+fn in_currency<'a>(
+    settlements: &'a [SettlementRecord],
+    currency: &str,
+) -> HashSet<&'a SettlementId> {
+    settlements
+        .iter()
+        .filter(|s| s.summary.currency == currency)
+        .map(SettlementRecord::id)
+        .collect()
+}
+
 fn currency(q: &PnlQuery, settlements: &[SettlementRecord]) -> ApiResult<String> {
     match &q.currency {
         Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => Ok(c.clone()),
@@ -445,8 +457,19 @@ pub async fn pnl_by_period(
         state.store.unit_costs(m),
     )?;
     let currency = currency(&q, &period.settlements)?;
-    let days: Vec<_> = period.days.into_iter().map(|d| d.sums).collect();
-    let sku_days: Vec<_> = period.sku_days.into_iter().map(|d| d.sums).collect();
+    let counted = in_currency(&period.settlements, &currency);
+    let days: Vec<_> = period
+        .days
+        .into_iter()
+        .filter(|d| counted.contains(&d.settlement_id))
+        .map(|d| d.sums)
+        .collect();
+    let sku_days: Vec<_> = period
+        .sku_days
+        .into_iter()
+        .filter(|d| counted.contains(&d.settlement_id))
+        .map(|d| d.sums)
+        .collect();
     let lines = pnl::by_period(
         &days,
         &sku_days,
@@ -473,7 +496,13 @@ pub async fn pnl_by_sku(
         state.store.unit_costs(m),
     )?;
     let currency = currency(&q, &period.settlements)?;
-    let sku_days: Vec<_> = period.sku_days.into_iter().map(|d| d.sums).collect();
+    let counted = in_currency(&period.settlements, &currency);
+    let sku_days: Vec<_> = period
+        .sku_days
+        .into_iter()
+        .filter(|d| counted.contains(&d.settlement_id))
+        .map(|d| d.sums)
+        .collect();
     let lines = pnl::by_sku(&sku_days, &CostHistory::new(costs), &currency);
     let context = json!({"from": from.to_string(), "to": to.to_string(), "currency": currency});
     pnl_response(lines, fmt, context, &format!("pnl-skus-{from}-{to}"))
@@ -495,7 +524,12 @@ pub async fn pnl_by_order(
         state.store.settlements(m),
     )?;
     let currency = currency(&q, &settlements)?;
-    let runs: Vec<OrderSums> = runs.into_iter().map(|r| r.sums).collect();
+    let counted = in_currency(&settlements, &currency);
+    let runs: Vec<OrderSums> = runs
+        .into_iter()
+        .filter(|r| counted.contains(&r.settlement_id))
+        .map(|r| r.sums)
+        .collect();
     let lines = pnl::by_order(&runs, &CostHistory::new(costs), &currency);
     let context = json!({"from": from.to_string(), "to": to.to_string(), "currency": currency});
     pnl_response(lines, fmt, context, &format!("pnl-orders-{from}-{to}"))

@@ -16,7 +16,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, WriteRequ
 use ecomdrive_core::ids::{MerchantId, SettlementUploadId, UserId};
 use ecomdrive_core::settlement::cogs::UnitCost;
 use ecomdrive_core::settlement::{
-    Charge, ChargeAmount, DaySums, OrderSums, ParsedSettlement, Rejection, SettlementId, SettlementSummary, SkuDaySums,
+    Charge, ChargeAmount, DaySums, OrderSums, ParsedSettlement, Rejection, SettlementId,
+    SettlementSummary, SkuDaySums,
 };
 use futures::{StreamExt, TryStreamExt};
 use rust_decimal::Decimal;

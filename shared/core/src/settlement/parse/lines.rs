@@ -1,8 +1,8 @@
 //! Reading a flat file one line at a time: a capped line length (a file without line breaks must
 //! not fill the memory), CRLF or LF, a UTF-8 BOM, UTF-8 or Windows-1252, and the fingerprint.
 
-use memchr::memchr;
 use super::fingerprint::Fingerprint;
+use memchr::memchr;
 use std::io::{self, BufRead};
 
 /// The longest line accepted. Real lines are a few hundred bytes.

@@ -343,7 +343,8 @@ impl ChargeSums {
 
     /// The sums, sorted by charge.
     fn amounts(&mut self, book: &ChargeBook) -> Vec<ChargeAmount> {
-        self.0.sort_unstable_by_key(|&(id, _)| book.rank[id as usize]);
+        self.0
+            .sort_unstable_by_key(|&(id, _)| book.rank[id as usize]);
         self.0
             .iter()
             .map(|&(id, amount)| ChargeAmount {

@@ -514,6 +514,47 @@ fn crlf_bom_and_blank_lines_change_nothing_not_even_the_fingerprint() {
 }
 
 #[test]
+fn a_big_file_hashed_on_a_second_thread_has_the_same_fingerprint() {
+    use sha2::{Digest, Sha256};
+    // Over 1 MiB of lines: the fingerprint is computed on the hashing thread.
+    let mut file = FlatFile::amazon().summary("0.00");
+    for i in 0..8000 {
+        let order = format!("402-{i:07}-0000000");
+        file = file
+            .line(
+                "Order",
+                &order,
+                "MUG",
+                "1",
+                "ItemPrice",
+                "Principal",
+                "100.00",
+                "2026-10-05",
+            )
+            .line(
+                "Order",
+                &order,
+                "MUG",
+                "",
+                "ItemFees",
+                "Commission",
+                "-100.00",
+                "2026-10-05",
+            );
+    }
+    let lf = file.text();
+    assert!(lf.len() > 1 << 20);
+    let (parsed, orders) = parse_ok(lf.as_bytes());
+    assert_eq!(orders.len(), 8000);
+    assert_eq!(
+        parsed.fingerprint,
+        hex::encode(Sha256::digest(lf.as_bytes()))
+    );
+    let (crlf, _) = parse_ok(file.text_with("\r\n").as_bytes());
+    assert_eq!(crlf.fingerprint, parsed.fingerprint);
+}
+
+#[test]
 fn blank_lines_still_count_in_line_numbers() {
     let text = indian().text().replacen('\n', "\n\n", 1); // a blank line 2
     let (_, orders) = parse_ok(text.as_bytes());
