@@ -766,7 +766,7 @@ async fn policy_a8_a_small_gzip_that_unpacks_past_the_limit_is_rejected_and_noth
     let t = s.merchant(OWNER).await;
     // 1 MiB of valid detail lines (each padded to 8 KiB in the promotion-id column, which is
     // not read), as one gzip member; 70 members one after the other unpack to 70 MiB, past the
-    // 64 MiB a direct upload may unpack to, while the body stays far below 5 MB.
+    // 16 MiB a direct upload may unpack to, while the body stays far below 5 MB.
     let padded = |line: Line| {
         let row = flat_file("12000000060", "1.00", &[line]);
         let detail = row.lines().nth(2).expect("a detail row").to_owned();

@@ -23,14 +23,16 @@ use ecomdrive_runtime::sqs::to_bodies;
 use std::path::PathBuf;
 use time::{Duration, OffsetDateTime};
 
-/// The largest settlement file imported (unpacked). Amazon's are far smaller; the function's
-/// disk (EphemeralStorage) holds it.
+/// The largest settlement file downloaded and imported (unpacked). Amazon's are far smaller; the
+/// function's disk (EphemeralStorage, 4 GB) holds it.
 pub const MAX_FILE_BYTES: u64 = 3 << 30;
 /// Each run asks for reports created this long before the last run's newest one: a report
 /// Amazon lists late is not missed (imported ones are skipped by their report id).
 pub const OVERLAP: Duration = Duration::days(7);
 /// Amazon lists reports of the last 90 days at most.
 const AMAZON_HISTORY: Duration = Duration::days(90);
+/// The queue's `maxReceiveCount` (template.yaml): the last delivery of a job.
+pub const MAX_RECEIVES: u32 = 5;
 /// Pages of reports read in one run; Amazon pages by 100.
 const MAX_PAGES: usize = 50;
 
@@ -68,6 +70,8 @@ pub struct ReportsOutcome {
     pub already_imported: u64,
     /// Malformed or conflicting reports: logged, left for a person.
     pub refused: u64,
+    /// Reports that could not be imported this time (tried again on the next run).
+    pub failed: u64,
     /// The job's connection is gone or was replaced: nothing fetched.
     pub not_connected: bool,
 }
@@ -101,7 +105,10 @@ impl SettlementImport {
                 merchant_id,
                 upload_id,
             } => {
-                let status = self.import_upload(&merchant_id, &upload_id, now).await?;
+                let last_try = receive_count(&record) >= MAX_RECEIVES;
+                let status = self
+                    .import_upload(&merchant_id, &upload_id, now, last_try)
+                    .await?;
                 tracing::info!(%merchant_id, %upload_id, ?status, "settlement upload done");
             }
         }
@@ -136,7 +143,8 @@ impl SettlementImport {
             .amazon
             .client()
             .await
-            .map_err(|e| ImportError::Config(e.to_string()))?;
+            .map_err(|e| ImportError::Config(e.to_string()))?
+            .with_report_document_limit(MAX_FILE_BYTES);
         let since = self
             .store
             .settlement_import_state(m)
@@ -155,6 +163,7 @@ impl SettlementImport {
             listed: reports.len() as u64,
             ..Default::default()
         };
+        let mut first_failed: Option<OffsetDateTime> = None;
         for report in &reports {
             if self
                 .store
@@ -177,10 +186,23 @@ impl SettlementImport {
                     ..outcome
                 });
             }
-            match self
-                .import_report(m, &client, &refresh, report, now)
-                .await?
-            {
+            let imported = match self.import_report(m, &client, &refresh, report, now).await {
+                Ok(imported) => imported,
+                // A rate limit ends the run: the queue's next try goes on from here.
+                Err(e @ ImportError::Amazon(PlatformError::RateLimited { .. })) => return Err(e),
+                Err(e) => {
+                    // One report that fails must not hold back the others: it is tried again
+                    // on the next run (the watermark stays before it).
+                    outcome.failed += 1;
+                    first_failed = first_failed.or(Some(report.created_time));
+                    tracing::error!(
+                        merchant_id = %m, report_id = %report.report_id, error = %e,
+                        "a settlement report could not be imported"
+                    );
+                    continue;
+                }
+            };
+            match imported {
                 ImportOutcome::Imported(_) => outcome.imported += 1,
                 ImportOutcome::AlreadyImported(_) => outcome.already_imported += 1,
                 ImportOutcome::Rejected(rejection) => {
@@ -201,8 +223,12 @@ impl SettlementImport {
             }
         }
         let newest = reports.iter().map(|r| r.created_time).max();
+        let seen_until = match first_failed {
+            Some(failed) => failed,
+            None => newest.unwrap_or(now),
+        };
         let state = SettlementImportState {
-            reports_seen_until: newest.unwrap_or(now).min(now),
+            reports_seen_until: seen_until.min(now),
             last_run_at: now,
         };
         self.store.save_settlement_import_state(m, &state).await?;
@@ -250,11 +276,14 @@ impl SettlementImport {
     }
 
     /// Imports a file the merchant uploaded through a presigned URL, and records how it went.
+    /// `last_try`: the queue will not deliver the job again, so a failure is recorded as the
+    /// upload's status instead of leaving it `running` for ever.
     pub async fn import_upload(
         &self,
         m: &MerchantId,
         id: &SettlementUploadId,
         now: OffsetDateTime,
+        last_try: bool,
     ) -> Result<UploadStatus, ImportError> {
         let Some(mut upload) = self.store.settlement_upload(m, id).await? else {
             return Err(ImportError::BadRecord(format!("no upload {id}")));
@@ -265,36 +294,53 @@ impl SettlementImport {
         upload.status = UploadStatus::Running;
         upload.updated_at = now;
         self.store.save_settlement_upload(m, &upload, None).await?;
-        let path = self
-            .work_dir
-            .join(format!("settlement-upload-{id}-{}", ulid::Ulid::new()));
-        let file = TempFile(path.clone());
-        let done = match self
-            .importer
-            .blobs
-            .download_to(&upload.object_key, &path)
-            .await?
-        {
-            None => finished(upload, UploadStatus::Failed, now, |u| {
-                u.error = Some("no file was uploaded to the upload URL".into());
-            }),
-            Some(_) => {
-                let origin = Origin {
-                    source: SettlementSource::Upload,
-                    report_id: None,
-                };
-                let outcome = self
-                    .importer
-                    .import(m, SettlementFile::Path(path), origin, now)
-                    .await?;
-                upload_result(upload, outcome, now)
+        let done = match self.run_upload(m, upload.clone(), now).await {
+            Ok(done) => done,
+            Err(e) if last_try => {
+                tracing::error!(merchant_id = %m, upload_id = %id, error = %e, "settlement upload failed");
+                finished(upload, UploadStatus::Failed, now, |u| {
+                    u.error = Some("the file could not be imported: upload it again".into());
+                })
             }
+            Err(e) => return Err(e),
         };
-        drop(file);
         self.store.save_settlement_upload(m, &done, None).await?;
         // The archive keeps the file under the settlement: the upload object is not needed.
         self.importer.blobs.delete(&done.object_key).await?;
         Ok(done.status)
+    }
+
+    async fn run_upload(
+        &self,
+        m: &MerchantId,
+        upload: SettlementUpload,
+        now: OffsetDateTime,
+    ) -> Result<SettlementUpload, ImportError> {
+        let path = self.work_dir.join(format!(
+            "settlement-upload-{}-{}",
+            upload.upload_id,
+            ulid::Ulid::new()
+        ));
+        let _file = TempFile(path.clone());
+        let downloaded = self
+            .importer
+            .blobs
+            .download_to(&upload.object_key, &path)
+            .await?;
+        if downloaded.is_none() {
+            return Ok(finished(upload, UploadStatus::Failed, now, |u| {
+                u.error = Some("no file was uploaded to the upload URL".into());
+            }));
+        }
+        let origin = Origin {
+            source: SettlementSource::Upload,
+            report_id: None,
+        };
+        let outcome = self
+            .importer
+            .import(m, SettlementFile::Path(path), origin, now)
+            .await?;
+        Ok(upload_result(upload, outcome, now))
     }
 }
 
@@ -320,6 +366,14 @@ async fn list_reports(
     reports.retain(|r| r.processing_status == "DONE" && r.report_document_id.is_some());
     reports.sort_by_key(|r| r.created_time);
     Ok(reports)
+}
+
+fn receive_count(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
 }
 
 fn upload_result(

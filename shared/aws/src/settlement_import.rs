@@ -154,9 +154,9 @@ impl SettlementImporter {
         }
         self.archive(&file, &archive_key).await?;
         self.store
-            .put_settlement_days(m, &id, &parsed.by_day, &parsed.by_sku_day)
+            .put_settlement_days(m, &record, &parsed.by_day, &parsed.by_sku_day)
             .await?;
-        self.write_orders(m, &parsed, file).await?;
+        self.write_orders(m, &record, file).await?;
         let stored = self
             .store
             .finish_settlement_import(m, &id, &parsed.fingerprint, now)
@@ -198,17 +198,19 @@ impl SettlementImporter {
     async fn write_orders(
         &self,
         m: &MerchantId,
-        parsed: &ParsedSettlement,
+        record: &SettlementRecord,
         file: SettlementFile,
     ) -> Result<(), AwsError> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<OrderSums>>(4);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(u64, OrderSums)>>(4);
         let limit = self.limit;
-        let expected = parsed.fingerprint.clone();
+        let expected = record.fingerprint.clone();
         let parser = tokio::task::spawn_blocking(move || {
             let mut batch = Vec::with_capacity(ORDER_BATCH);
+            let mut ordinal = 0u64;
             let reader = file.reader(limit).map_err(unreadable)?;
             let again = parse_settlement(reader, |run| {
-                batch.push(run);
+                batch.push((ordinal, run));
+                ordinal += 1;
                 if batch.len() == ORDER_BATCH {
                     // A closed channel means the writer failed: its error is the one reported.
                     let _ = tx.blocking_send(std::mem::take(&mut batch));
@@ -219,9 +221,8 @@ impl SettlementImporter {
             }
             Ok::<_, Rejection>(again.fingerprint)
         });
-        let id = &parsed.summary.settlement_id;
         while let Some(batch) = rx.recv().await {
-            self.store.put_settlement_orders(m, id, &batch).await?;
+            self.store.put_settlement_orders(m, record, &batch).await?;
         }
         match parser.await {
             Ok(Ok(fingerprint)) if fingerprint == expected => Ok(()),

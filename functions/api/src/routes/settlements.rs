@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use ecomdrive_aws::blobs::merchant_key;
 use ecomdrive_aws::settlement_import::{ImportOutcome, Origin, SettlementFile};
 use ecomdrive_aws::store::settlements::{
-    SettlementRecord, SettlementSource, SettlementUpload, UploadStatus,
+    ImportStatus, SettlementRecord, SettlementSource, SettlementUpload, UploadStatus,
 };
 use ecomdrive_core::amazon::jobs::SettlementJob;
 use ecomdrive_core::amazon::marketplace::INDIA;
@@ -33,8 +33,10 @@ use time::{Date, Duration, OffsetDateTime};
 /// The most a direct upload may be: API Gateway and Lambda cap request bodies (larger files go
 /// through a presigned upload).
 pub const MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
-/// What a direct upload may unpack to (a 5 MB gzip of a flat file is about 40 MB of text).
-pub const MAX_UPLOAD_UNPACKED: u64 = 64 * 1024 * 1024;
+/// What a direct upload may unpack to: enough for any 5 MB flat file and its gzip of a typical
+/// seller's fortnight, small enough to parse twice and store within the API's timeout (larger:
+/// the presigned upload).
+pub const MAX_UPLOAD_UNPACKED: u64 = 16 * 1024 * 1024;
 /// How long a presigned upload URL works.
 const UPLOAD_URL_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 /// The content type a presigned upload is signed for (the browser must send the same).
@@ -266,10 +268,19 @@ pub async fn import_upload(
         merchant_id: m.clone(),
         upload_id: id,
     };
-    state
+    if let Err(e) = state
         .settlement_import
         .send_json("settlement_upload", &job)
-        .await?;
+        .await
+    {
+        // Not queued: back to waiting, so the merchant's next try queues it.
+        upload.status = UploadStatus::AwaitingFile;
+        state
+            .store
+            .save_settlement_upload(m, &upload, Some(UploadStatus::Queued))
+            .await?;
+        return Err(e.into());
+    }
     member
         .audit(
             &state,
@@ -558,7 +569,7 @@ pub async fn reconciliation(
     };
     let deposits: Vec<Value> = settlements
         .iter()
-        .filter(|s| in_period(s.summary.deposit_date))
+        .filter(|s| s.status == ImportStatus::Imported && in_period(s.summary.deposit_date))
         .map(settlement_view)
         .collect();
     let mut runs_by_order: HashMap<&str, Vec<OrderSums>> = HashMap::new();

@@ -196,9 +196,10 @@ pub fn settlement_sku_sk(day: Date, sku: &str, s: &SettlementId) -> String {
     format!("STLSKU#{day}#{s}#{sku}")
 }
 pub const SETTLEMENT_SKU_PREFIX: &str = "STLSKU#";
-/// One run of an order's lines in one settlement (an order's runs share the prefix).
-pub fn settlement_order_sk(order_id: &str, s: &SettlementId, first_line: u64) -> String {
-    format!("STLORDER#{order_id}#{s}#{first_line:012}")
+/// One run of an order's lines in one settlement, by the run's ordinal in the file (an order's
+/// runs share the prefix).
+pub fn settlement_order_sk(order_id: &str, s: &SettlementId, run: u64) -> String {
+    format!("STLORDER#{order_id}#{s}#{run:012}")
 }
 pub fn settlement_order_prefix(order_id: &str) -> String {
     format!("STLORDER#{order_id}#")
@@ -211,9 +212,9 @@ pub fn settlement_orders_by_day_sk(
     day: Date,
     order_id: &str,
     s: &SettlementId,
-    line: u64,
+    run: u64,
 ) -> String {
-    format!("{day}#{order_id}#{s}#{line:012}")
+    format!("{day}#{order_id}#{s}#{run:012}")
 }
 /// Which settlement reports the scheduled import has seen.
 pub const SETTLEMENT_IMPORT_SK: &str = "AMAZON#SETTLEMENT_IMPORT";

@@ -6,11 +6,13 @@
 //!
 //! An import is idempotent and never mixes two contents: it starts by a conditional write of the
 //! summary with status `importing` and the file's fingerprint, which succeeds only when the
-//! settlement is new or is being imported with the same content; the sums are written under keys
-//! that depend only on the content (so a retry overwrites them with the same values); the status
-//! turns `imported` last. Readers count only imported settlements.
+//! settlement is new, is being imported with the same content, or its import stopped
+//! [`STALE_IMPORT`] ago; the sums are written under keys that depend only on the content (so a
+//! retry overwrites them with the same values) and carry the fingerprint; the status turns
+//! `imported` last. Readers count only the sums of imported settlements with their fingerprint,
+//! so what a stopped import of other content left behind never counts.
 
-use super::{Store, StoreResult, keys, rfc3339, s};
+use super::{Store, StoreResult, keys, n, now_ms, rfc3339, s};
 use crate::AwsError;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, WriteRequest};
 use ecomdrive_core::ids::{MerchantId, SettlementUploadId, UserId};
@@ -22,7 +24,7 @@ use ecomdrive_core::settlement::{
 use futures::{StreamExt, TryStreamExt};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use time::{Date, OffsetDateTime};
 
@@ -35,6 +37,9 @@ const BATCH_ATTEMPTS: u32 = 8;
 const BATCHES_IN_FLIGHT: usize = 4;
 /// More settlements than a merchant has in decades (two a month).
 const MAX_SETTLEMENTS: usize = 5_000;
+/// An import that started this long ago and did not finish has stopped (a function runs at most
+/// 15 minutes): another content of the settlement may take its place.
+pub const STALE_IMPORT: time::Duration = time::Duration::hours(1);
 /// Bound on the sums read for one P&L request.
 const MAX_SUMS: usize = 200_000;
 
@@ -82,6 +87,9 @@ pub struct SettlementRecord {
     pub report_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
+    /// `started_at` in milliseconds: the number the stale-import condition compares.
+    #[serde(default)]
+    pub started_ms: i64,
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub imported_at: Option<OffsetDateTime>,
 }
@@ -110,6 +118,7 @@ impl SettlementRecord {
             archive_key,
             report_id,
             started_at: now,
+            started_ms: now_ms(now),
             imported_at: None,
         }
     }
@@ -130,12 +139,32 @@ pub enum ImportStart {
     Conflict(SettlementRecord),
 }
 
-/// Sums of a settlement, with the settlement they belong to.
+/// Sums of a settlement, with the settlement (and the content) they belong to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settled<T> {
     pub settlement_id: SettlementId,
+    pub fingerprint: String,
     #[serde(flatten)]
     pub sums: T,
+}
+
+/// The imported settlements by id, with the fingerprint of the content that counts.
+struct Imported(HashMap<SettlementId, String>);
+
+impl Imported {
+    fn of(settlements: &[SettlementRecord]) -> Self {
+        Self(
+            settlements
+                .iter()
+                .filter(|s| s.status == ImportStatus::Imported)
+                .map(|s| (s.id().clone(), s.fingerprint.clone()))
+                .collect(),
+        )
+    }
+
+    fn counts<T>(&self, sums: &Settled<T>) -> bool {
+        self.0.get(&sums.settlement_id) == Some(&sums.fingerprint)
+    }
 }
 
 /// What the P&L of a period reads: the imported settlements and their sums in the period.
@@ -251,11 +280,16 @@ impl Store {
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(
-                "attribute_not_exists(PK) OR (fingerprint = :fp AND #status = :importing)",
+                "attribute_not_exists(PK) OR (#status = :importing AND \
+                 (fingerprint = :fp OR started_ms < :stale))",
             )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":fp", s(&record.fingerprint))
             .expression_attribute_values(":importing", s("importing"))
+            .expression_attribute_values(
+                ":stale",
+                n(record.started_ms - STALE_IMPORT.whole_milliseconds() as i64),
+            )
             .send()
             .await;
         match res {
@@ -281,10 +315,11 @@ impl Store {
     pub async fn put_settlement_days(
         &self,
         m: &MerchantId,
-        id: &SettlementId,
+        record: &SettlementRecord,
         days: &[DaySums],
         sku_days: &[SkuDaySums],
     ) -> StoreResult<()> {
+        let (id, fingerprint) = (record.id(), &record.fingerprint);
         let pk = keys::merchant_pk(m);
         let mut items = Vec::with_capacity(days.len() + sku_days.len());
         for day in days {
@@ -295,6 +330,7 @@ impl Store {
                 sk,
                 &Settled {
                     settlement_id: id.clone(),
+                    fingerprint: fingerprint.clone(),
                     sums: day,
                 },
             )?);
@@ -307,6 +343,7 @@ impl Store {
                 sk,
                 &Settled {
                     settlement_id: id.clone(),
+                    fingerprint: fingerprint.clone(),
                     sums: sku_day,
                 },
             )?);
@@ -314,23 +351,27 @@ impl Store {
         self.batch_put(items).await
     }
 
-    /// Writes order runs of a settlement (the import hands them over as the file streams by).
+    /// Writes order runs of a settlement (the import hands them over as the file streams by),
+    /// each with its ordinal in the file: the key depends on the content only, not on blank
+    /// lines or line endings.
     pub async fn put_settlement_orders(
         &self,
         m: &MerchantId,
-        id: &SettlementId,
-        orders: &[OrderSums],
+        record: &SettlementRecord,
+        orders: &[(u64, OrderSums)],
     ) -> StoreResult<()> {
+        let (id, fingerprint) = (record.id(), &record.fingerprint);
         let pk = keys::merchant_pk(m);
         let mut items = Vec::with_capacity(orders.len());
-        for run in orders {
-            let sk = keys::settlement_order_sk(&run.order_id, id, run.first_line);
+        for (ordinal, run) in orders {
+            let sk = keys::settlement_order_sk(&run.order_id, id, *ordinal);
             let mut item = Self::item(
                 "settlement_order",
                 pk.clone(),
                 sk,
                 &Settled {
                     settlement_id: id.clone(),
+                    fingerprint: fingerprint.clone(),
                     sums: run,
                 },
             )?;
@@ -341,7 +382,7 @@ impl Store {
                     run.day,
                     &run.order_id,
                     id,
-                    run.first_line,
+                    *ordinal,
                 )),
             );
             items.push(item);
@@ -464,18 +505,15 @@ impl Store {
             .into_iter()
             .filter(|s| s.status == ImportStatus::Imported)
             .collect();
-        let imported: HashSet<&SettlementId> = settlements.iter().map(|s| s.id()).collect();
+        let imported = Imported::of(&settlements);
         let (days, sku_days) = futures::try_join!(
             self.query_days::<DaySums>(m, keys::SETTLEMENT_DAY_PREFIX, from, to),
             self.query_days::<SkuDaySums>(m, keys::SETTLEMENT_SKU_PREFIX, from, to),
         )?;
-        let days = days
-            .into_iter()
-            .filter(|d| imported.contains(&d.settlement_id))
-            .collect();
+        let days = days.into_iter().filter(|d| imported.counts(d)).collect();
         let sku_days = sku_days
             .into_iter()
-            .filter(|d| imported.contains(&d.settlement_id))
+            .filter(|d| imported.counts(d))
             .collect();
         Ok(SettledPeriod {
             settlements,
@@ -524,10 +562,7 @@ impl Store {
             .into_iter()
             .map(Self::parse)
             .collect::<StoreResult<_>>()?;
-        Ok(runs
-            .into_iter()
-            .filter(|r| imported.contains(&r.settlement_id))
-            .collect())
+        Ok(runs.into_iter().filter(|r| imported.counts(r)).collect())
     }
 
     /// Every run of one order in imported settlements.
@@ -547,20 +582,11 @@ impl Store {
             .into_iter()
             .map(Self::parse)
             .collect::<StoreResult<_>>()?;
-        Ok(runs
-            .into_iter()
-            .filter(|r| imported.contains(&r.settlement_id))
-            .collect())
+        Ok(runs.into_iter().filter(|r| imported.counts(r)).collect())
     }
 
-    async fn imported_ids(&self, m: &MerchantId) -> StoreResult<HashSet<SettlementId>> {
-        Ok(self
-            .settlements(m)
-            .await?
-            .into_iter()
-            .filter(|s| s.status == ImportStatus::Imported)
-            .map(|s| s.summary.settlement_id)
-            .collect())
+    async fn imported_ids(&self, m: &MerchantId) -> StoreResult<Imported> {
+        Ok(Imported::of(&self.settlements(m).await?))
     }
 
     /// Items of a partition (of the table, or of GSI1 when `index` is set) with sort keys in

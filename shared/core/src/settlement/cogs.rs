@@ -21,7 +21,7 @@ pub struct UnitCost {
 }
 
 /// How many cost rows one upload may hold (more: split the file).
-pub const MAX_COGS_ROWS: usize = 100_000;
+pub const MAX_COGS_ROWS: usize = 20_000;
 
 /// Amazon's limit on a seller SKU.
 const MAX_SKU_CHARS: usize = 40;

@@ -29,15 +29,31 @@ pub enum Category {
     Fee(String),
     /// Taxes collected (`Product Tax`, `ShippingTax`…) or withheld (`TCS-IGST`, `TDS`…).
     Tax(String),
-    /// Money held back or released (`Current Reserve Amount`, `Previous Reserve Amount Balance`).
+    /// Money held back or released (`Current Reserve Amount`, `Previous Reserve Amount Balance`),
+    /// and other transfers (`Payable to Amazon`, `Successful charge`, `Failed disbursement`).
     Reserve,
     /// Anything else, by its description: reimbursements, adjustments, lines Amazon adds later.
     Other(String),
 }
 
+/// Money moved between Amazon and the merchant rather than earned or spent: reserves held back or
+/// released, a negative balance charged to the merchant's card or paid to Amazon, a deposit that
+/// failed and is paid again.
+fn is_transfer(lowered: &str) -> bool {
+    [
+        "reserve",
+        "payable to amazon",
+        "successful charge",
+        "failed disbursement",
+    ]
+    .iter()
+    .any(|t| lowered.contains(t))
+}
+
 /// Classifies a charge. The rules, first match wins:
 ///
-/// 1. reserve lines (the transaction type or description names a reserve) → [`Category::Reserve`];
+/// 1. transfers (reserves, `Payable to Amazon`, `Successful charge`, `Failed disbursement`) →
+///    [`Category::Reserve`]: not profit;
 /// 2. taxes: amount type `ItemWithheldTax`, or a description containing "tax" or starting with
 ///    `TCS`/`TDS` → [`Category::Tax`] — before anything else, so a tax on a sale, a refund or a
 ///    fee is never revenue or profit;
@@ -65,7 +81,7 @@ pub fn classify(charge: &Charge) -> Category {
     let at_lower = lower(at);
     let name = label(charge);
 
-    if tt.contains("reserve") || desc.contains("reserve") {
+    if is_transfer(&tt) || is_transfer(&desc) {
         return Category::Reserve;
     }
     if at == "ItemWithheldTax"
@@ -977,6 +993,17 @@ mod tests {
             ),
             Category::Reserve
         );
+        for transfer in [
+            "Payable to Amazon",
+            "Successful charge",
+            "Failed disbursement",
+        ] {
+            assert_eq!(
+                c(transfer, "other-transaction", transfer),
+                Category::Reserve,
+                "{transfer} moves money, it is not profit"
+            );
+        }
         assert_eq!(
             c("Adjustment", "ItemPrice", "Principal"),
             other("Principal")
