@@ -1606,7 +1606,7 @@ async fn policy_a8_a_half_finished_import_counts_for_nothing_and_a_retry_finishe
         .await
         .expect("the import starts");
     store
-        .put_settlement_days(&m, record.id(), &parsed.by_day, &parsed.by_sku_day)
+        .put_settlement_days(&m, &record, &parsed.by_day, &parsed.by_sku_day)
         .await
         .expect("the day sums are written");
 
@@ -1786,5 +1786,89 @@ async fn policy_a14_settlement_and_cogs_uploads_are_audited_with_who_did_them() 
     assert_eq!(
         cogs[0]["actor"],
         s.stack.idp.sub_for("admin@ledger.example").as_str()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_a8_an_import_of_other_content_that_stopped_long_ago_gives_way_and_its_sums_never_count()
+ {
+    let s = stack().await;
+    // What the P&L of the new content alone looks like, from a merchant of its own.
+    let reference = s.merchant("reference@ledger.example").await;
+    let new_content = small_settlement("12000000070");
+    let answer = upload(&s, &reference.token, &reference, TSV, new_content.clone()).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+
+    // Other content under the same id stopped half-way (summary and day sums written).
+    let t = s.merchant(OWNER).await;
+    let m = merchant_id(&t);
+    let old_content = pnl_settlement("12000000070");
+    let parsed = ecomdrive_core::settlement::parse_settlement(old_content.as_bytes(), |_| {})
+        .expect("the file parses");
+    let importing = |started: OffsetDateTime| {
+        ecomdrive_aws::store::settlements::SettlementRecord::importing(
+            &parsed,
+            SettlementSource::Upload,
+            format!("merchants/{}/settlements/x", t.merchant_id),
+            None,
+            started,
+        )
+    };
+    let store = &s.stack.store;
+    let recent = importing(OffsetDateTime::now_utc());
+    store
+        .begin_settlement_import(&m, &recent)
+        .await
+        .expect("starts");
+    store
+        .put_settlement_days(&m, &recent, &parsed.by_day, &parsed.by_sku_day)
+        .await
+        .expect("the day sums are written");
+
+    // While it may still be running, other content is refused.
+    let answer = upload(&s, &t.token, &t, TSV, new_content.clone()).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.text);
+
+    // Two hours later it has stopped for good (a function runs at most 15 minutes): the new
+    // content takes its place, and the old content's day sums, still in the table, count for
+    // nothing.
+    let stopped = importing(OffsetDateTime::now_utc() - time::Duration::hours(2));
+    store
+        .begin_settlement_import(&m, &stopped)
+        .await
+        .expect("restarts");
+    let answer = upload(&s, &t.token, &t, TSV, new_content).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    assert_eq!(answer.json()["total_amount"], "1005.50");
+    assert_eq!(october_pnl(&s, &t).await, october_pnl(&s, &reference).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_a8_the_same_lines_with_blank_lines_between_are_the_same_settlement_and_count_once()
+{
+    let s = stack().await;
+    let reference = s.merchant("reference@ledger.example").await;
+    let file = pnl_settlement("12000000071");
+    let answer = upload(&s, &reference.token, &reference, TSV, file.clone()).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+
+    let t = s.merchant(OWNER).await;
+    let answer = upload(&s, &t.token, &t, TSV, file.clone()).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    // The same lines with a blank line after the summary: every line number moves by one.
+    let mut lines: Vec<&str> = file.lines().collect();
+    lines.insert(2, "");
+    let spaced = lines.join("\n") + "\n";
+    let answer = upload(&s, &t.token, &t, TSV, spaced).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "the same settlement: {}",
+        answer.text
+    );
+    assert_eq!(
+        october_pnl(&s, &t).await,
+        october_pnl(&s, &reference).await,
+        "its orders count once"
     );
 }
