@@ -67,9 +67,13 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    // What the memory grows with: the sums kept per SKU and day, one per charge.
+    let sku_day_sums: usize = settlement.by_sku_day.iter().map(|s| s.charges.len()).sum();
     eprintln!(
-        "orders' lines total {order_lines_total}, reconciles {}, fingerprint {}",
-        settlement.reconciles, settlement.fingerprint
+        "orders' lines total {order_lines_total}, reconciles {}, sku-days {} with {sku_day_sums} charge sums, fingerprint {}",
+        settlement.reconciles,
+        settlement.by_sku_day.len(),
+        settlement.fingerprint
     );
     ExitCode::SUCCESS
 }

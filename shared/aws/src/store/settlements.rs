@@ -25,6 +25,7 @@ use futures::{StreamExt, TryStreamExt};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 use time::{Date, OffsetDateTime};
 
@@ -236,7 +237,7 @@ struct ReportMark {
 
 /// The sums of every day, per charge.
 fn charge_totals(days: &[DaySums]) -> Vec<ChargeAmount> {
-    let mut totals: BTreeMap<&Charge, Decimal> = BTreeMap::new();
+    let mut totals: BTreeMap<&Arc<Charge>, Decimal> = BTreeMap::new();
     for c in days.iter().flat_map(|d| &d.charges) {
         *totals.entry(&c.charge).or_default() += c.amount;
     }

@@ -723,7 +723,11 @@ mod tests {
         let got = problems(&csv);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, MAX_COGS_ROWS as u64 + 2);
-        assert!(got[0].1.contains("more than 100000 rows"));
+        assert!(
+            got[0]
+                .1
+                .contains(&format!("more than {MAX_COGS_ROWS} rows"))
+        );
     }
 
     #[test]

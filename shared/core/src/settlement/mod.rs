@@ -17,6 +17,7 @@ mod properties;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use time::{Date, OffsetDateTime};
 
 pub use parse::parse_settlement;
@@ -61,11 +62,12 @@ pub struct Charge {
     pub amount_description: String,
 }
 
-/// A sum of amounts of one charge.
+/// A sum of amounts of one charge. The charge is shared (an `Arc`): a file names a few dozen
+/// charges, and handing each order's sums out must not copy their names every time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChargeAmount {
     #[serde(flatten)]
-    pub charge: Charge,
+    pub charge: Arc<Charge>,
     #[serde(with = "rust_decimal::serde::str")]
     pub amount: Decimal,
 }

@@ -125,6 +125,20 @@ impl Problems {
 }
 
 /// Amazon.in's settlements are in India's time (+05:30, no daylight saving); others in UTC.
+/// The longest order id, SKU or charge name accepted (Amazon's SKUs have at most 40 characters):
+/// they become parts of the store's keys, which DynamoDB caps.
+const MAX_NAME_BYTES: usize = 200;
+
+/// A value as a reason quotes it: at most 40 characters, so a reason stays short whatever the
+/// file holds.
+pub(crate) fn shown(text: &str) -> String {
+    const MAX: usize = 40;
+    match text.char_indices().nth(MAX) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+    }
+}
+
 fn marketplace_offset(marketplace: &str) -> UtcOffset {
     if marketplace.eq_ignore_ascii_case("Amazon.in") {
         offset!(+5:30)
@@ -156,7 +170,7 @@ impl DayCache {
             return Ok(day);
         }
         let day = parse_written(text)
-            .and_then(|written| day_of(written).map_err(|why| format!("{text:?}: {why}")))?;
+            .and_then(|written| day_of(written).map_err(|why| format!("{}: {why}", shown(text))))?;
         self.text.clear();
         self.text.push_str(text);
         self.local = local;
@@ -231,7 +245,11 @@ impl FileReader {
             Some((first, _)) if same(first, id) => {}
             Some((first, line)) => problems.add(
                 number,
-                format!("settlement-id {id:?} differs from {first:?} (line {line})"),
+                format!(
+                    "settlement-id {} differs from {} (line {line})",
+                    shown(id),
+                    shown(first)
+                ),
             ),
             None => self.settlement_id = Some((id.to_owned(), number)),
         }
@@ -269,14 +287,13 @@ impl FileReader {
         }
         let amount = match row.get(Column::Amount) {
             "" => Err("a detail line without an amount".to_owned()),
-            text => parse_amount(text).map_err(|why| format!("amount {text:?}: {why}")),
+            text => parse_amount(text).map_err(|why| format!("amount {}: {why}", shown(text))),
         };
         let day = self.posted_day(row);
         let quantity = match row.get(Column::QuantityPurchased) {
             "" => Ok(0),
-            text => {
-                parse_quantity(text).map_err(|why| format!("quantity-purchased {text:?}: {why}"))
-            }
+            text => parse_quantity(text)
+                .map_err(|why| format!("quantity-purchased {}: {why}", shown(text))),
         };
         let (amount, day, quantity) = match (amount, day, quantity) {
             (Ok(amount), Ok(day), Ok(quantity)) => (amount, day, quantity),
@@ -290,6 +307,20 @@ impl FileReader {
                 return;
             }
         };
+        for column in [
+            Column::OrderId,
+            Column::Sku,
+            Column::TransactionType,
+            Column::AmountType,
+            Column::AmountDescription,
+        ] {
+            if row.get(column).len() > MAX_NAME_BYTES {
+                problems.add(
+                    number,
+                    format!("{} is longer than {MAX_NAME_BYTES} bytes", column.name()),
+                );
+            }
+        }
         if !problems.is_empty() {
             // The file will be refused: adding it up is wasted work.
             return;
@@ -305,11 +336,14 @@ impl FileReader {
             quantity,
             amount,
         };
-        self.sums.add(&line, on_order);
+        if let Err(reason) = self.sums.add(&line, on_order) {
+            problems.add(number, reason);
+        }
     }
 
-    /// The day a line counts on: `posted-date` as written (Amazon writes the marketplace's local
-    /// date), else `posted-date-time` in the marketplace's time. Both are checked when present.
+    /// The day a line counts on: the instant of `posted-date-time` in the marketplace's time
+    /// when the file has it (Amazon.in: India's day, even for a line posted before 05:30 IST),
+    /// else `posted-date` as written. Both are checked when present.
     fn posted_day(&mut self, row: &Row<'_>) -> Result<Date, String> {
         let posted_time = row.get(Column::PostedDateTime);
         let time_day = if posted_time.is_empty() {
@@ -329,10 +363,13 @@ impl FileReader {
         match row.get(Column::PostedDate) {
             "" => time_day
                 .ok_or_else(|| "a detail line without posted-date or posted-date-time".to_owned()),
-            posted => self
-                .posted_dates
-                .day(posted, None, |written| Ok(written.day_as_written()))
-                .map_err(|why| format!("posted-date {why}")),
+            posted => {
+                let written = self
+                    .posted_dates
+                    .day(posted, None, |written| Ok(written.day_as_written()))
+                    .map_err(|why| format!("posted-date {why}"))?;
+                Ok(time_day.unwrap_or(written))
+            }
         }
     }
 
@@ -381,7 +418,10 @@ fn read_summary(row: &Row<'_>) -> Result<SettlementSummary, Vec<String>> {
         note(match id_text {
             "" => "the summary row has no settlement-id".to_owned(),
             text => {
-                format!("the summary row's settlement-id {text:?} is not a settlement id (digits)")
+                format!(
+                    "the summary row's settlement-id {} is not a settlement id (digits)",
+                    shown(text)
+                )
             }
         });
     }
@@ -390,12 +430,15 @@ fn read_summary(row: &Row<'_>) -> Result<SettlementSummary, Vec<String>> {
     if !currency_ok {
         note(match currency {
             "" => "the summary row has no currency".to_owned(),
-            text => format!("the summary row's currency {text:?} is not a currency code like INR"),
+            text => format!(
+                "the summary row's currency {} is not a currency code like INR",
+                shown(text)
+            ),
         });
     }
     let total_text = row.get(Column::TotalAmount);
     let total_amount = parse_amount(total_text)
-        .map_err(|why| note(format!("total-amount {total_text:?}: {why}")))
+        .map_err(|why| note(format!("total-amount {}: {why}", shown(total_text))))
         .ok();
     let mut moment = |column: Column| match row.get(column) {
         "" => None,

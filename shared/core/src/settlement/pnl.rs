@@ -563,10 +563,10 @@ pub(crate) mod test_data {
     }
 
     fn add(charges: &mut Vec<ChargeAmount>, l: &Line) {
-        match charges.iter_mut().find(|c| c.charge == l.charge) {
+        match charges.iter_mut().find(|c| *c.charge == l.charge) {
             Some(c) => c.amount += l.amount,
             None => charges.push(ChargeAmount {
-                charge: l.charge.clone(),
+                charge: l.charge.clone().into(),
                 amount: l.amount,
             }),
         }

@@ -314,7 +314,7 @@ mod tests {
                 charges: charges
                     .iter()
                     .map(|(tt, at, desc, amount)| ChargeAmount {
-                        charge: charge(tt, at, desc),
+                        charge: charge(tt, at, desc).into(),
                         amount: dec(amount),
                     })
                     .collect(),

@@ -6,8 +6,10 @@ use rust_decimal::Decimal;
 /// cap on decimals, an amount fits a `u64` and every sum stays exact and far from `Decimal`'s
 /// limit: overflowing it would take ~10^15 lines of the largest amount.
 const MAX_WHOLE_DIGITS: u32 = 13;
-/// Digits after the decimal separator (currencies use 0 to 3).
-const MAX_DECIMALS: u32 = 6;
+/// Digits after the decimal separator: Amazon's currencies have at most two, and a third digit
+/// means the separator was a thousands separator (`1,234`, `1.234`) — ambiguous, so refused
+/// rather than read as 1.234.
+const MAX_DECIMALS: u32 = 2;
 
 /// An amount: `-12.34`, `-12,34` (a decimal comma, as European marketplaces write), `1234`,
 /// `+5.00`. One separator at most, no thousands separators, no spaces inside, no exponent.
@@ -29,13 +31,16 @@ pub(crate) fn parse_amount(text: &str) -> Result<Decimal, &'static str> {
                 } else {
                     whole += 1;
                 }
-                // At most 13 + 6 digits: below u64::MAX.
+                // At most 13 + 2 digits: below u64::MAX.
                 mantissa = mantissa * 10 + u64::from(byte - b'0');
                 if whole > MAX_WHOLE_DIGITS {
                     return Err("more than 13 digits before the decimal separator");
                 }
                 if decimals > MAX_DECIMALS {
-                    return Err("more than 6 digits after the decimal separator");
+                    return Err(
+                        "more than 2 digits after the decimal separator (amounts are written \
+                         without thousands separators)",
+                    );
                 }
             }
             b'.' | b',' if separated => {

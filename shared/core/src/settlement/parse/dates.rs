@@ -46,7 +46,12 @@ impl Written {
 /// `2026-10-05 10:00:00 UTC`, `05.10.2026 10:00:00 UTC` and `05.10.2026`.
 pub(crate) fn parse_written(text: &str) -> Result<Written, String> {
     let bytes = text.as_bytes();
-    let wrong_format = || format!("{text:?} is not a date as Amazon writes them ({FORMATS})");
+    let wrong_format = || {
+        format!(
+            "{} is not a date as Amazon writes them ({FORMATS})",
+            super::shown(text)
+        )
+    };
     let (day, rest) = if bytes.get(4) == Some(&b'-') {
         (
             year_month_day(bytes).ok_or_else(wrong_format)?,
@@ -60,7 +65,7 @@ pub(crate) fn parse_written(text: &str) -> Result<Written, String> {
     } else {
         return Err(wrong_format());
     };
-    let day = day.map_err(|why| format!("{text:?}: {why}"))?;
+    let day = day.map_err(|why| format!("{}: {why}", super::shown(text)))?;
     if rest.is_empty() {
         return Ok(Written::Day(day));
     }
@@ -79,7 +84,7 @@ pub(crate) fn parse_written(text: &str) -> Result<Written, String> {
     };
     moment
         .map(Written::Moment)
-        .map_err(|why| format!("{text:?}: {why}"))
+        .map_err(|why| format!("{}: {why}", super::shown(text)))
 }
 
 /// `YYYY-MM-DD` at the start; `None` when not in that shape, `Err` when no such day.

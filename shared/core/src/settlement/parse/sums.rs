@@ -8,10 +8,17 @@ use crate::settlement::{
     Charge, ChargeAmount, DaySums, OrderItemSums, OrderSums, SkuDaySums, Units,
 };
 use rust_decimal::Decimal;
-use std::collections::HashMap;
+// The keys are the file's own SKUs and days, hashed per line: a fast hash, not a DoS-proof one
+// (a file is one merchant's, and its size is capped).
+use rustc_hash::FxHashMap as HashMap;
+use std::sync::Arc;
 use time::Date;
 
 type ChargeId = u32;
+
+/// The most kinds of amount one file may have: Amazon's files name a few dozen. The cap keeps
+/// adversarial files from making the per-line work (and the stored sums) grow without bound.
+pub(super) const MAX_CHARGES: usize = 500;
 type SkuId = u32;
 type DayId = u32;
 
@@ -54,12 +61,25 @@ pub(super) struct Sums {
 }
 
 impl Sums {
-    pub(super) fn add(&mut self, line: &DetailLine<'_>, on_order: &mut impl FnMut(OrderSums)) {
-        let charge = self.charges.id(
-            line.transaction_type,
-            line.amount_type,
-            line.amount_description,
-        );
+    /// Adds a line; refuses one whose charge would be one too many (see [`MAX_CHARGES`]).
+    pub(super) fn add(
+        &mut self,
+        line: &DetailLine<'_>,
+        on_order: &mut impl FnMut(OrderSums),
+    ) -> Result<(), String> {
+        let charge = self
+            .charges
+            .id(
+                line.transaction_type,
+                line.amount_type,
+                line.amount_description,
+            )
+            .ok_or_else(|| {
+                format!(
+                    "more than {MAX_CHARGES} different kinds of amount (transaction-type, \
+                     amount-type, amount-description) in one file"
+                )
+            })?;
         let units = self.charges.units(charge, line.quantity);
         self.detail_lines += 1;
         self.lines_total += line.amount;
@@ -88,13 +108,14 @@ impl Sums {
 
         if line.order_id.is_empty() {
             self.end_run(on_order);
-            return;
+            return Ok(());
         }
         if !self.run.is(line.order_id) {
             self.end_run(on_order);
             self.run.start(line);
         }
         self.run.add(sku, charge, units, line.amount);
+        Ok(())
     }
 
     /// Hands out the last order run and returns the file's sums.
@@ -160,7 +181,7 @@ fn add_units(units: &mut Units, line: LineUnits) {
 /// time is tried first; the map is the fallback.
 #[derive(Default)]
 struct ChargeBook {
-    charges: Vec<Charge>,
+    charges: Vec<Arc<Charge>>,
     /// Whether lines of a charge count units (`Some(true)`: sold, `Some(false)`: refunded).
     counts_units: Vec<Option<bool>>,
     ids: HashMap<Vec<u8>, ChargeId>,
@@ -174,19 +195,24 @@ struct ChargeBook {
 }
 
 impl ChargeBook {
-    fn id(&mut self, transaction_type: &str, amount_type: &str, description: &str) -> ChargeId {
+    fn id(
+        &mut self,
+        transaction_type: &str,
+        amount_type: &str,
+        description: &str,
+    ) -> Option<ChargeId> {
         let guess = self
             .previous
             .and_then(|previous| self.followed_by[previous as usize]);
         let id = match guess {
             Some(guess) if self.is(guess, transaction_type, amount_type, description) => guess,
-            _ => self.look_up(transaction_type, amount_type, description),
+            _ => self.look_up(transaction_type, amount_type, description)?,
         };
         if let Some(previous) = self.previous {
             self.followed_by[previous as usize] = Some(id);
         }
         self.previous = Some(id);
-        id
+        Some(id)
     }
 
     fn is(
@@ -207,7 +233,7 @@ impl ChargeBook {
         transaction_type: &str,
         amount_type: &str,
         description: &str,
-    ) -> ChargeId {
+    ) -> Option<ChargeId> {
         // Fields never contain a tab: it makes an unambiguous key.
         self.key.clear();
         for part in [transaction_type, amount_type, description] {
@@ -215,7 +241,10 @@ impl ChargeBook {
             self.key.push(b'\t');
         }
         if let Some(&id) = self.ids.get(&self.key) {
-            return id;
+            return Some(id);
+        }
+        if self.charges.len() >= MAX_CHARGES {
+            return None;
         }
         let id = self.charges.len() as ChargeId;
         let principal = amount_type == "ItemPrice" && description == "Principal";
@@ -224,15 +253,15 @@ impl ChargeBook {
             "Refund" if principal => Some(false),
             _ => None,
         });
-        self.charges.push(Charge {
+        self.charges.push(Arc::new(Charge {
             transaction_type: transaction_type.to_owned(),
             amount_type: amount_type.to_owned(),
             amount_description: description.to_owned(),
-        });
+        }));
         self.followed_by.push(None);
         self.ids.insert(self.key.clone(), id);
         self.rank_charges();
-        id
+        Some(id)
     }
 
     /// Ranks the charges again (a new one arrives a few dozen times per file at most).
@@ -253,7 +282,7 @@ impl ChargeBook {
         }
     }
 
-    fn charge(&self, id: ChargeId) -> &Charge {
+    fn charge(&self, id: ChargeId) -> &Arc<Charge> {
         &self.charges[id as usize]
     }
 }
@@ -300,7 +329,7 @@ struct Keyed<K, V> {
 impl<K, V> Default for Keyed<K, V> {
     fn default() -> Self {
         Self {
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             last: None,
         }
     }

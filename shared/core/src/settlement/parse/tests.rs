@@ -174,7 +174,7 @@ fn charge(transaction_type: &str, amount_type: &str, description: &str) -> Charg
 fn amount_of(charges: &[ChargeAmount], wanted: &Charge) -> Decimal {
     charges
         .iter()
-        .filter(|c| &c.charge == wanted)
+        .filter(|c| *c.charge == *wanted)
         .map(|c| c.amount)
         .sum()
 }
@@ -436,7 +436,11 @@ fn days_add_up_every_line_including_those_without_an_order() {
     let storage = charge("other-transaction", "other-transaction", "Storage Fee");
     assert_eq!(amount_of(&parsed.by_day[1].charges, &storage), d("-25.00"));
     // Charges are sorted, one entry each.
-    let charges: Vec<&Charge> = parsed.by_day[1].charges.iter().map(|c| &c.charge).collect();
+    let charges: Vec<&Charge> = parsed.by_day[1]
+        .charges
+        .iter()
+        .map(|c| &*c.charge)
+        .collect();
     let mut sorted = charges.clone();
     sorted.sort();
     sorted.dedup();
@@ -802,6 +806,106 @@ fn posted_date_time_alone_counts_on_the_marketplace_local_day() {
 }
 
 #[test]
+fn with_both_posted_columns_the_instant_counts_on_the_marketplace_local_day() {
+    // Amazon writes posted-date as a date and posted-date-time as an instant: a line posted at
+    // 20:00 UTC on the 5th is the 6th in India, and counts on India's day (its COGS too).
+    let text = FlatFile::with_columns(&[
+        "settlement-id",
+        "total-amount",
+        "currency",
+        "transaction-type",
+        "order-id",
+        "amount-type",
+        "amount-description",
+        "amount",
+        "posted-date",
+        "posted-date-time",
+        "marketplace-name",
+    ])
+    .row(&[
+        ("settlement-id", "1"),
+        ("total-amount", "5"),
+        ("currency", "INR"),
+    ])
+    .row(&[
+        ("transaction-type", "Order"),
+        ("order-id", ORDER_A),
+        ("amount-type", "ItemPrice"),
+        ("amount-description", "Principal"),
+        ("amount", "5"),
+        ("posted-date", "2026-10-05"),
+        ("posted-date-time", "2026-10-05T20:00:00+00:00"),
+        ("marketplace-name", "Amazon.in"),
+    ])
+    .text();
+    let (parsed, orders) = parse_ok(text.as_bytes());
+    assert_eq!(parsed.by_day[0].day, date!(2026 - 10 - 06));
+    assert_eq!(orders[0].day, date!(2026 - 10 - 06));
+}
+
+#[test]
+fn too_many_kinds_of_amount_or_overlong_names_are_refused() {
+    let mut file = FlatFile::amazon().summary("0");
+    for i in 0..=super::sums::MAX_CHARGES {
+        let description = format!("Fee {i}");
+        file = file.line(
+            "Order",
+            ORDER_A,
+            "MUG",
+            "",
+            "ItemFees",
+            &description,
+            "0",
+            "2026-10-05",
+        );
+    }
+    let rejection = parse_settlement(file.text().as_bytes(), |_| {}).expect_err("refused");
+    assert!(
+        rejection.problems[0]
+            .reason
+            .contains("different kinds of amount"),
+        "{rejection:?}"
+    );
+    let long_sku = "S".repeat(201);
+    let text = FlatFile::amazon()
+        .summary("1")
+        .line(
+            "Order",
+            ORDER_A,
+            &long_sku,
+            "1",
+            "ItemPrice",
+            "Principal",
+            "1",
+            "2026-10-05",
+        )
+        .text();
+    let rejection = parse_settlement(text.as_bytes(), |_| {}).expect_err("refused");
+    assert!(
+        rejection.problems[0]
+            .reason
+            .contains("sku is longer than 200 bytes"),
+        "{rejection:?}"
+    );
+    // A reason quotes at most 40 characters of what it refuses.
+    let text = FlatFile::amazon()
+        .summary("1")
+        .line(
+            "Order",
+            ORDER_A,
+            "MUG",
+            "1",
+            "ItemPrice",
+            "Principal",
+            &"9x".repeat(5000),
+            "2026-10-05",
+        )
+        .text();
+    let rejection = parse_settlement(text.as_bytes(), |_| {}).expect_err("refused");
+    assert!(rejection.problems[0].reason.len() < 200, "{rejection:?}");
+}
+
+#[test]
 fn posted_date_is_taken_as_written_in_every_format() {
     for (written, day) in [
         ("2026-10-05", date!(2026 - 10 - 05)),
@@ -876,7 +980,7 @@ fn amounts_are_read_exactly() {
         ("+5.00", "5.00"),
         ("0.1", "0.1"),
         ("-0.00", "0.00"),
-        ("9999999999999.999999", "9999999999999.999999"),
+        ("9999999999999.99", "9999999999999.99"),
     ] {
         assert_eq!(parse_amount(text), Ok(d(expected)), "{text}");
     }
@@ -896,6 +1000,10 @@ fn amounts_are_read_exactly() {
         "NaN",
         "12345678901234",
         "1.0000001",
+        // A thousands separator, not a decimal one: refused, never read as 1.234.
+        "1,234",
+        "1.234",
+        "0.001",
         " 1",
     ] {
         assert!(parse_amount(bad).is_err(), "{bad:?} should be refused");
