@@ -33,6 +33,8 @@ pub(super) struct Lines<R> {
     /// The current line decoded from Windows-1252, when it is not UTF-8.
     decoded: String,
     number: u64,
+    /// Bytes of the reader's buffer still holding the line last handed out.
+    pending: usize,
     fingerprint: Fingerprint,
 }
 
@@ -43,6 +45,7 @@ impl<R: BufRead> Lines<R> {
             raw: Vec::with_capacity(1024),
             decoded: String::new(),
             number: 0,
+            pending: 0,
             fingerprint: Fingerprint::new(),
         }
     }
@@ -58,26 +61,50 @@ impl<R: BufRead> Lines<R> {
     }
 
     pub(super) fn next_line(&mut self) -> io::Result<Next<'_>> {
-        let at_start = loop {
+        // Where this line's bytes are: in the reader's buffer (no copy, the common case), or
+        // in `raw` (a line the buffer cut in two).
+        let (in_buffer, at_start) = loop {
+            // The last line handed out is done with: drop it from the reader's buffer.
+            self.reader.consume(std::mem::take(&mut self.pending));
             let at_start = self.number == 0;
-            let Some(too_long) = self.read_raw()? else {
-                return Ok(Next::End);
+            let whole = match fill_buf(&mut self.reader)? {
+                [] => return Ok(Next::End),
+                available => memchr(b'\n', available).filter(|&at| at <= MAX_LINE_BYTES),
+            };
+            let in_buffer = match whole {
+                Some(at) => {
+                    self.pending = at + 1;
+                    Some(at)
+                }
+                None => match self.read_raw()? {
+                    None => return Ok(Next::End),
+                    Some(true) => {
+                        self.number += 1;
+                        return Ok(self.unreadable("the line is longer than 64 KiB"));
+                    }
+                    Some(false) => None,
+                },
             };
             self.number += 1;
-            if too_long {
-                return Ok(self.unreadable("the line is longer than 64 KiB"));
-            }
-            if at_start && (self.raw.starts_with(b"\xFF\xFE") || self.raw.starts_with(b"\xFE\xFF"))
-            {
+            let raw = match in_buffer {
+                Some(at) => &fill_buf(&mut self.reader)?[..at],
+                None => &self.raw[..],
+            };
+            if at_start && (raw.starts_with(b"\xFF\xFE") || raw.starts_with(b"\xFE\xFF")) {
                 return Ok(
                     self.unreadable("the file is UTF-16: save it as UTF-8 (or as Amazon sent it)")
                 );
             }
-            if !is_blank(line_content(&self.raw, at_start)) {
-                break at_start;
+            if !is_blank(line_content(raw, at_start)) {
+                break (in_buffer, at_start);
             }
         };
-        let bytes = line_content(&self.raw, at_start);
+        let raw = match in_buffer {
+            // The buffer still holds the line: nothing was consumed since it was found.
+            Some(at) => &fill_buf(&mut self.reader)?[..at],
+            None => &self.raw[..],
+        };
+        let bytes = line_content(raw, at_start);
         let text = match std::str::from_utf8(bytes) {
             Ok(text) => text,
             Err(_) => {
@@ -136,6 +163,18 @@ impl<R: BufRead> Lines<R> {
             }
         }
     }
+}
+
+/// The reader's buffered bytes (empty at the end of the input), retrying an interrupted read.
+fn fill_buf<R: BufRead>(reader: &mut R) -> io::Result<&[u8]> {
+    loop {
+        match reader.fill_buf() {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    reader.fill_buf()
 }
 
 /// A line's bytes without the `\r` of CRLF and, on the first line, without a UTF-8 BOM.

@@ -358,16 +358,27 @@ impl<K: Copy, V: Copy + Into<u64>> Keyed<K, V> {
     }
 }
 
-/// Sums per charge; a handful of charges each, so a small list beats a map.
+/// Sums per charge; a handful of charges each, so a small list beats a map. Lines of an order
+/// come in the same order of charges every time: the entry after the last one added is tried
+/// first, and is nearly always the one.
 #[derive(Default)]
-struct ChargeSums(Vec<(ChargeId, Decimal)>);
+struct ChargeSums(Vec<(ChargeId, Decimal)>, usize);
 
 impl ChargeSums {
     fn add(&mut self, charge: ChargeId, amount: Decimal) {
-        match self.0.iter_mut().find(|(id, _)| *id == charge) {
-            Some((_, sum)) => *sum += amount,
-            None => self.0.push((charge, amount)),
-        }
+        let next = self.1 + 1;
+        let at = match self.0.get(next) {
+            Some((id, _)) if *id == charge => next,
+            _ => match self.0.iter().position(|(id, _)| *id == charge) {
+                Some(at) => at,
+                None => {
+                    self.0.push((charge, Decimal::ZERO));
+                    self.0.len() - 1
+                }
+            },
+        };
+        self.0[at].1 += amount;
+        self.1 = at;
     }
 
     /// The sums, sorted by charge.
