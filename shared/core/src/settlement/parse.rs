@@ -12,8 +12,8 @@
 mod amounts;
 mod columns;
 mod dates;
-mod fingerprint;
 mod lines;
+mod pipeline;
 mod sums;
 #[cfg(test)]
 mod tests;
@@ -22,67 +22,116 @@ use super::{
     MAX_PROBLEMS, OrderSums, ParsedSettlement, Problem, Rejection, SettlementId, SettlementSummary,
 };
 use amounts::{parse_amount, parse_quantity};
-use columns::{Column, Header, Row};
+use columns::{Column, Fields, Header, Row};
 use dates::{Written, parse_written};
-use lines::{Lines, Next};
+use pipeline::Line;
 use std::io::BufRead;
+use std::ops::ControlFlow;
 use sums::{DetailLine, Sums, same};
 use time::{Date, UtcOffset, macros::offset};
 
 /// Reads a whole flat file, handing each order's sums to `on_order` as the stream passes it.
-pub fn parse_settlement<R: BufRead>(
+///
+/// Lines are read on a second thread while this one adds them up (see `pipeline`).
+pub fn parse_settlement<R: BufRead + Send>(
     reader: R,
     mut on_order: impl FnMut(OrderSums),
 ) -> Result<ParsedSettlement, Rejection> {
-    let mut lines = Lines::new(reader);
-    let mut problems = Problems::default();
-    let Some(header) = read_header(&mut lines, &mut problems) else {
-        return Err(problems.into_rejection());
-    };
-    let mut file = FileReader::new(header);
-    while !problems.is_full() {
-        match lines.next_line() {
-            Ok(Next::Text { number, text }) => {
-                file.row(number, text, &mut problems, &mut on_order);
-            }
-            Ok(Next::Unreadable { number, reason }) => problems.add(number, reason),
-            Ok(Next::End) => break,
+    let mut parser = Parser::default();
+    std::thread::scope(|scope| {
+        let (send, batches) = pipeline::channel();
+        let reading = std::thread::Builder::new()
+            .name("settlement-lines".into())
+            .spawn_scoped(scope, move || pipeline::read_lines(reader, send));
+        let reading = match reading {
+            Ok(reading) => reading,
             Err(error) => {
-                problems.add(
-                    lines.number() + 1,
-                    format!("the file could not be read: {error}"),
-                );
-                break;
+                parser
+                    .problems
+                    .add(1, format!("the file could not be read: {error}"));
+                return parser.finish(String::new(), &mut on_order);
+            }
+        };
+        'batches: for batch in &batches {
+            for line in batch.lines() {
+                if parser.line(line, &mut on_order).is_break() {
+                    break 'batches;
+                }
             }
         }
-    }
-    let fingerprint = lines.fingerprint();
-    file.finish(fingerprint, problems, &mut on_order)
+        // Dropping the receiver stops a reader that is still going (a refused file).
+        drop(batches);
+        let fingerprint = match reading.join() {
+            Ok(fingerprint) => fingerprint,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        parser.finish(fingerprint, &mut on_order)
+    })
 }
 
-/// The first non-blank line, read as the header.
-fn read_header<R: BufRead>(lines: &mut Lines<R>, problems: &mut Problems) -> Option<Header> {
-    match lines.next_line() {
-        Ok(Next::Text { number, text }) => match Header::read(text) {
-            Ok(header) => Some(header),
-            Err(reasons) => {
-                for reason in reasons {
-                    problems.add(number, reason);
-                }
-                None
+/// The parse of one file, line after line: first the header, then the rows.
+#[derive(Default)]
+struct Parser {
+    problems: Problems,
+    /// `None` until the header was read; refused header: the parse has stopped.
+    file: Option<FileReader>,
+    /// The header was refused (or the file could not be read): nothing more is looked at.
+    stopped: bool,
+}
+
+impl Parser {
+    fn line(&mut self, line: Line<'_>, on_order: &mut impl FnMut(OrderSums)) -> ControlFlow<()> {
+        match (line, &mut self.file) {
+            (
+                Line::Text {
+                    number,
+                    text,
+                    fields,
+                },
+                Some(file),
+            ) => {
+                file.row(number, text, fields, &mut self.problems, on_order);
             }
-        },
-        Ok(Next::Unreadable { number, reason }) => {
-            problems.add(number, reason);
-            None
+            (Line::Text { number, text, .. }, None) => match Header::read(text) {
+                Ok(header) => self.file = Some(FileReader::new(header)),
+                Err(reasons) => {
+                    for reason in reasons {
+                        self.problems.add(number, reason);
+                    }
+                    self.stopped = true;
+                }
+            },
+            (Line::Unreadable { number, reason }, file) => {
+                self.problems.add(number, reason);
+                self.stopped |= file.is_none();
+            }
+            (Line::Failed { number, error }, _) => {
+                self.problems
+                    .add(number, format!("the file could not be read: {error}"));
+                self.stopped = true;
+            }
         }
-        Ok(Next::End) => {
-            problems.add(1, "the file is empty: no header, no summary row, no lines");
-            None
+        if self.stopped || self.problems.is_full() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
         }
-        Err(error) => {
-            problems.add(1, format!("the file could not be read: {error}"));
-            None
+    }
+
+    fn finish(
+        mut self,
+        fingerprint: String,
+        on_order: &mut impl FnMut(OrderSums),
+    ) -> Result<ParsedSettlement, Rejection> {
+        match self.file {
+            Some(file) if !self.stopped => file.finish(fingerprint, self.problems, on_order),
+            _ => {
+                if self.problems.is_empty() {
+                    self.problems
+                        .add(1, "the file is empty: no header, no summary row, no lines");
+                }
+                Err(self.problems.into_rejection())
+            }
         }
     }
 }
@@ -124,7 +173,6 @@ impl Problems {
     }
 }
 
-/// Amazon.in's settlements are in India's time (+05:30, no daylight saving); others in UTC.
 /// The longest order id, SKU or charge name accepted (Amazon's SKUs have at most 40 characters):
 /// they become parts of the store's keys, which DynamoDB caps.
 const MAX_NAME_BYTES: usize = 200;
@@ -139,6 +187,7 @@ pub(crate) fn shown(text: &str) -> String {
     }
 }
 
+/// Amazon.in's settlements are in India's time (+05:30, no daylight saving); others in UTC.
 fn marketplace_offset(marketplace: &str) -> UtcOffset {
     if marketplace.eq_ignore_ascii_case("Amazon.in") {
         offset!(+5:30)
@@ -211,14 +260,20 @@ impl FileReader {
         }
     }
 
+    /// A row, split already (`fields`) or split here.
     fn row(
         &mut self,
         number: u64,
         text: &str,
+        fields: Option<&Result<Fields, usize>>,
         problems: &mut Problems,
         on_order: &mut impl FnMut(OrderSums),
     ) {
-        let row = match self.header.split(text) {
+        let split = match fields {
+            Some(fields) => fields.map(|fields| Row::at(text, &fields)),
+            None => self.header.split(text),
+        };
+        let row = match split {
             Ok(row) => row,
             Err(fields) => {
                 let reason = format!(

@@ -104,7 +104,19 @@ pub(super) struct Row<'a> {
     fields: [&'a str; COUNT + 1],
 }
 
-impl Row<'_> {
+/// Where each field we read is in its line (start, end): a row split on one thread and read on
+/// another.
+pub(super) type Fields = [(u32, u32); COUNT + 1];
+
+impl<'a> Row<'a> {
+    /// The row of `text` split at `fields` (from [`Header::split_at_tabs`] on that text).
+    pub(super) fn at(text: &'a str, fields: &Fields) -> Row<'a> {
+        Row {
+            fields: fields
+                .map(|(start, end)| text.get(start as usize..end as usize).unwrap_or_default()),
+        }
+    }
+
     /// The field, without surrounding spaces.
     pub(super) fn get(&self, column: Column) -> &str {
         let field = self.fields[column as usize];
@@ -179,14 +191,20 @@ impl Header {
 
     /// Splits a row at its tabs; `Err(fields)` when it has more fields than the header.
     pub(super) fn split<'a>(&self, text: &'a str) -> Result<Row<'a>, usize> {
-        let mut fields = [""; COUNT + 1];
+        self.split_at_tabs(text)
+            .map(|fields| Row::at(text, &fields))
+    }
+
+    /// Where the fields of a row are; `Err(fields)` when it has more fields than the header.
+    /// Lines are at most 64 KiB: offsets fit a `u32`.
+    pub(super) fn split_at_tabs(&self, text: &str) -> Result<Fields, usize> {
+        let mut fields: Fields = [(0, 0); COUNT + 1];
         let bytes = text.as_bytes();
         let mut start = 0;
         let mut index = 0;
         let mut field = |end: usize, index: &mut usize| {
             let slot = self.slots.get(*index).copied().unwrap_or(UNREAD);
-            // Tabs are ASCII: cutting valid UTF-8 at a tab leaves valid UTF-8.
-            fields[usize::from(slot)] = text.get(start..end).unwrap_or_default();
+            fields[usize::from(slot)] = (start as u32, end as u32);
             *index += 1;
             start = end + 1;
         };
@@ -210,7 +228,7 @@ impl Header {
         if index > self.slots.len() {
             Err(index)
         } else {
-            Ok(Row { fields })
+            Ok(fields)
         }
     }
 }

@@ -1,7 +1,6 @@
 //! Reading a flat file one line at a time: a capped line length (a file without line breaks must
-//! not fill the memory), CRLF or LF, a UTF-8 BOM, UTF-8 or Windows-1252, and the fingerprint.
+//! not fill the memory), CRLF or LF, a UTF-8 BOM, UTF-8 or Windows-1252.
 
-use super::fingerprint::Fingerprint;
 use memchr::memchr;
 use std::io::{self, BufRead};
 
@@ -35,7 +34,6 @@ pub(super) struct Lines<R> {
     number: u64,
     /// Bytes of the reader's buffer still holding the line last handed out.
     pending: usize,
-    fingerprint: Fingerprint,
 }
 
 impl<R: BufRead> Lines<R> {
@@ -46,18 +44,12 @@ impl<R: BufRead> Lines<R> {
             decoded: String::new(),
             number: 0,
             pending: 0,
-            fingerprint: Fingerprint::new(),
         }
     }
 
     /// The number of the last line read (1-based; 0 before the first).
     pub(super) fn number(&self) -> u64 {
         self.number
-    }
-
-    /// SHA-256 (hex) of every non-blank line read, decoded, each followed by `\n`.
-    pub(super) fn fingerprint(self) -> String {
-        self.fingerprint.finish()
     }
 
     pub(super) fn next_line(&mut self) -> io::Result<Next<'_>> {
@@ -115,7 +107,6 @@ impl<R: BufRead> Lines<R> {
                 &self.decoded
             }
         };
-        self.fingerprint.add_line(text);
         Ok(Next::Text {
             number: self.number,
             text,

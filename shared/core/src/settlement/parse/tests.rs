@@ -518,9 +518,9 @@ fn crlf_bom_and_blank_lines_change_nothing_not_even_the_fingerprint() {
 }
 
 #[test]
-fn a_big_file_hashed_on_a_second_thread_has_the_same_fingerprint() {
+fn a_big_file_read_in_many_batches_has_the_fingerprint_of_its_text() {
     use sha2::{Digest, Sha256};
-    // Over 1 MiB of lines: the fingerprint is computed on the hashing thread.
+    // Over 1 MiB of lines: several batches of the reading thread, hashed one after the other.
     let mut file = FlatFile::amazon().summary("0.00");
     for i in 0..8000 {
         let order = format!("402-{i:07}-0000000");
