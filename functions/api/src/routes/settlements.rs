@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use ecomdrive_aws::blobs::merchant_key;
 use ecomdrive_aws::settlement_import::{ImportOutcome, Origin, SettlementFile};
 use ecomdrive_aws::store::settlements::{
-    ImportStatus, SettlementRecord, SettlementSource, SettlementUpload, UploadStatus,
+    ImportStatus, Settled, SettlementRecord, SettlementSource, SettlementUpload, UploadStatus,
 };
 use ecomdrive_core::amazon::jobs::SettlementJob;
 use ecomdrive_core::amazon::marketplace::INDIA;
@@ -403,6 +403,14 @@ fn in_currency<'a>(
         .collect()
 }
 
+/// The sums of the settlements `counted`, without their settlement.
+fn counted_sums<T>(sums: Vec<Settled<T>>, counted: &HashSet<&SettlementId>) -> Vec<T> {
+    sums.into_iter()
+        .filter(|s| counted.contains(&s.settlement_id))
+        .map(|s| s.sums)
+        .collect()
+}
+
 fn currency(q: &PnlQuery, settlements: &[SettlementRecord]) -> ApiResult<String> {
     match &q.currency {
         Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => Ok(c.clone()),
@@ -469,18 +477,8 @@ pub async fn pnl_by_period(
     )?;
     let currency = currency(&q, &period.settlements)?;
     let counted = in_currency(&period.settlements, &currency);
-    let days: Vec<_> = period
-        .days
-        .into_iter()
-        .filter(|d| counted.contains(&d.settlement_id))
-        .map(|d| d.sums)
-        .collect();
-    let sku_days: Vec<_> = period
-        .sku_days
-        .into_iter()
-        .filter(|d| counted.contains(&d.settlement_id))
-        .map(|d| d.sums)
-        .collect();
+    let days = counted_sums(period.days, &counted);
+    let sku_days = counted_sums(period.sku_days, &counted);
     let lines = pnl::by_period(
         &days,
         &sku_days,
@@ -508,12 +506,7 @@ pub async fn pnl_by_sku(
     )?;
     let currency = currency(&q, &period.settlements)?;
     let counted = in_currency(&period.settlements, &currency);
-    let sku_days: Vec<_> = period
-        .sku_days
-        .into_iter()
-        .filter(|d| counted.contains(&d.settlement_id))
-        .map(|d| d.sums)
-        .collect();
+    let sku_days = counted_sums(period.sku_days, &counted);
     let lines = pnl::by_sku(&sku_days, &CostHistory::new(costs), &currency);
     let context = json!({"from": from.to_string(), "to": to.to_string(), "currency": currency});
     pnl_response(lines, fmt, context, &format!("pnl-skus-{from}-{to}"))
@@ -535,12 +528,7 @@ pub async fn pnl_by_order(
         state.store.settlements(m),
     )?;
     let currency = currency(&q, &settlements)?;
-    let counted = in_currency(&settlements, &currency);
-    let runs: Vec<OrderSums> = runs
-        .into_iter()
-        .filter(|r| counted.contains(&r.settlement_id))
-        .map(|r| r.sums)
-        .collect();
+    let runs = counted_sums(runs, &in_currency(&settlements, &currency));
     let lines = pnl::by_order(&runs, &CostHistory::new(costs), &currency);
     let context = json!({"from": from.to_string(), "to": to.to_string(), "currency": currency});
     pnl_response(lines, fmt, context, &format!("pnl-orders-{from}-{to}"))
