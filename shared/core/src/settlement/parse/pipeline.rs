@@ -45,10 +45,11 @@ pub(super) struct Batch {
 }
 
 impl Batch {
-    fn new() -> Self {
+    /// A batch with room for `bytes` of text (the first one starts small: most uploads are).
+    fn with_capacity(bytes: usize) -> Self {
         Self {
-            text: String::with_capacity(BATCH_BYTES + 4096),
-            items: Vec::with_capacity(BATCH_BYTES / 64),
+            text: String::with_capacity(bytes),
+            items: Vec::with_capacity(bytes / 128),
         }
     }
 
@@ -103,7 +104,7 @@ pub(super) enum Line<'a> {
 pub(super) fn read_lines<R: BufRead>(reader: R, batches: SyncSender<Batch>) -> String {
     let mut lines = Lines::new(reader);
     let mut fingerprint = Sha256::new();
-    let mut batch = Batch::new();
+    let mut batch = Batch::with_capacity(4096);
     // The header as this thread reads it (the parser reads it too, and reports its problems).
     let mut header: Option<Option<Header>> = None;
     loop {
@@ -139,7 +140,7 @@ pub(super) fn read_lines<R: BufRead>(reader: R, batches: SyncSender<Batch>) -> S
         batch.items.push(item);
         if batch.text.len() >= BATCH_BYTES {
             fingerprint.update(batch.text.as_bytes());
-            let full = std::mem::replace(&mut batch, Batch::new());
+            let full = std::mem::replace(&mut batch, Batch::with_capacity(BATCH_BYTES + 4096));
             if batches.send(full).is_err() {
                 // The parser stopped (the file is refused): no need to read on.
                 break;
