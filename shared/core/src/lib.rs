@@ -6,6 +6,7 @@ pub mod ids;
 pub mod inbox;
 pub mod merchant;
 pub mod messaging_window;
+pub mod retention;
 pub mod role;
 pub mod secret;
 pub mod send_errors;
