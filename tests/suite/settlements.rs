@@ -33,32 +33,7 @@ const SETTLEMENT_KINDS: [&str; 4] = [
 // ---- flat files ------------------------------------------------------------------------------
 
 /// The V2 flat file's columns, as `shared/bench/gen_settlement.py` (and Amazon) name them.
-const HEAD: [&str; 24] = [
-    "settlement-id",
-    "settlement-start-date",
-    "settlement-end-date",
-    "deposit-date",
-    "total-amount",
-    "currency",
-    "transaction-type",
-    "order-id",
-    "merchant-order-id",
-    "adjustment-id",
-    "shipment-id",
-    "marketplace-name",
-    "amount-type",
-    "amount-description",
-    "amount",
-    "fulfillment-id",
-    "posted-date",
-    "posted-date-time",
-    "order-item-code",
-    "merchant-order-item-id",
-    "merchant-adjustment-item-id",
-    "sku",
-    "quantity-purchased",
-    "promotion-id",
-];
+const HEAD: [&str; 24] = ecomdrive_core::settlement::AMAZON_V2_COLUMNS;
 
 /// One detail line of a flat file.
 #[derive(Clone, Debug)]

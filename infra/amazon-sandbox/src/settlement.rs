@@ -39,32 +39,7 @@ use crate::sandbox::INDIA_MARKETPLACE;
 pub const SETTLEMENT_REPORT_TYPE: &str = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2";
 
 /// The columns of the V2 flat file, in Amazon's order.
-pub const SETTLEMENT_HEADER: [&str; 24] = [
-    "settlement-id",
-    "settlement-start-date",
-    "settlement-end-date",
-    "deposit-date",
-    "total-amount",
-    "currency",
-    "transaction-type",
-    "order-id",
-    "merchant-order-id",
-    "adjustment-id",
-    "shipment-id",
-    "marketplace-name",
-    "amount-type",
-    "amount-description",
-    "amount",
-    "fulfillment-id",
-    "posted-date",
-    "posted-date-time",
-    "order-item-code",
-    "merchant-order-item-id",
-    "merchant-adjustment-item-id",
-    "sku",
-    "quantity-purchased",
-    "promotion-id",
-];
+pub const SETTLEMENT_HEADER: [&str; 24] = ecomdrive_core::settlement::AMAZON_V2_COLUMNS;
 
 const PERIOD: Duration = Duration::days(14);
 const SETTLEMENTS: usize = 3;

@@ -180,5 +180,34 @@ pub struct Rejection {
     pub more: bool,
 }
 
+/// The columns of Amazon's V2 flat file, in Amazon's order (the parser finds them by name;
+/// this list is for whoever writes such a file: the sandbox, tests).
+pub const AMAZON_V2_COLUMNS: [&str; 24] = [
+    "settlement-id",
+    "settlement-start-date",
+    "settlement-end-date",
+    "deposit-date",
+    "total-amount",
+    "currency",
+    "transaction-type",
+    "order-id",
+    "merchant-order-id",
+    "adjustment-id",
+    "shipment-id",
+    "marketplace-name",
+    "amount-type",
+    "amount-description",
+    "amount",
+    "fulfillment-id",
+    "posted-date",
+    "posted-date-time",
+    "order-item-code",
+    "merchant-order-item-id",
+    "merchant-adjustment-item-id",
+    "sku",
+    "quantity-purchased",
+    "promotion-id",
+];
+
 /// How many problems a rejection lists.
 pub const MAX_PROBLEMS: usize = 20;

@@ -6,32 +6,7 @@ use super::{OrderSums, ParsedSettlement, Rejection, parse_settlement};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 
-const COLUMNS: [&str; 24] = [
-    "settlement-id",
-    "settlement-start-date",
-    "settlement-end-date",
-    "deposit-date",
-    "total-amount",
-    "currency",
-    "transaction-type",
-    "order-id",
-    "merchant-order-id",
-    "adjustment-id",
-    "shipment-id",
-    "marketplace-name",
-    "amount-type",
-    "amount-description",
-    "amount",
-    "fulfillment-id",
-    "posted-date",
-    "posted-date-time",
-    "order-item-code",
-    "merchant-order-item-id",
-    "merchant-adjustment-item-id",
-    "sku",
-    "quantity-purchased",
-    "promotion-id",
-];
+const COLUMNS: [&str; 24] = super::AMAZON_V2_COLUMNS;
 
 /// Charges of Amazon.in order lines (amount-type, amount-description).
 const CHARGES: [(&str, &str); 9] = [

@@ -10,32 +10,7 @@ use rust_decimal::Decimal;
 use time::macros::{date, datetime};
 
 /// Amazon's header, in Amazon's order.
-const AMAZON_COLUMNS: [&str; 24] = [
-    "settlement-id",
-    "settlement-start-date",
-    "settlement-end-date",
-    "deposit-date",
-    "total-amount",
-    "currency",
-    "transaction-type",
-    "order-id",
-    "merchant-order-id",
-    "adjustment-id",
-    "shipment-id",
-    "marketplace-name",
-    "amount-type",
-    "amount-description",
-    "amount",
-    "fulfillment-id",
-    "posted-date",
-    "posted-date-time",
-    "order-item-code",
-    "merchant-order-item-id",
-    "merchant-adjustment-item-id",
-    "sku",
-    "quantity-purchased",
-    "promotion-id",
-];
+const AMAZON_COLUMNS: [&str; 24] = crate::settlement::AMAZON_V2_COLUMNS;
 
 /// A flat file being written: rows are (column, value) pairs, any column not given is empty.
 #[derive(Clone)]
