@@ -6,12 +6,14 @@
 use crate::AppState;
 use crate::error::ApiError;
 use axum::extract::{FromRequestParts, Path};
+use ecomdrive_aws::store::audit::Actor;
 use ecomdrive_aws::store::members::{Membership, User};
 use ecomdrive_core::ids::{MerchantId, UserId};
 use ecomdrive_core::merchant::normalize_email;
 use ecomdrive_core::role::{Action, Role, allows};
 use ecomdrive_runtime::RuntimeError;
 use ecomdrive_runtime::auth::bearer_from_headers;
+use ecomdrive_runtime::client::ClientInfo;
 use http::request::Parts;
 use std::collections::HashMap;
 
@@ -54,6 +56,8 @@ pub struct Member {
     pub user: User,
     pub merchant: MerchantId,
     pub role: Role,
+    /// Where the request came from, for the audit log.
+    pub client: ClientInfo,
 }
 
 impl Member {
@@ -79,8 +83,17 @@ impl Member {
     ) -> Result<(), ApiError> {
         Ok(state
             .store
-            .audit(&self.merchant, &self.user.id, action, target)
+            .audit(&self.merchant, &self.actor(), action, target)
             .await?)
+    }
+
+    /// This member as the actor of an audit record, with the request's IP and user agent.
+    pub fn actor(&self) -> Actor {
+        Actor::User {
+            id: self.user.id.clone(),
+            ip: self.client.ip.clone(),
+            user_agent: self.client.user_agent.clone(),
+        }
     }
 }
 
@@ -105,6 +118,7 @@ impl FromRequestParts<AppState> for Member {
             user,
             merchant,
             role: membership.role,
+            client: ClientInfo::from_parts(parts),
         })
     }
 }

@@ -326,6 +326,8 @@ impl RunningStack {
                 let shutdown = async move {
                     let _ = server_stop.wait_for(|s| *s).await;
                 };
+                // With the peer address, as API Gateway's `sourceIp` in Lambda (audit, rate limits).
+                let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
                 if let Err(e) = axum::serve(listener, app)
                     .with_graceful_shutdown(shutdown)
                     .await

@@ -24,6 +24,8 @@ pub enum AwsError {
     Queue(String),
     #[error("S3: {0}")]
     Blob(String),
+    #[error("SES: {0}")]
+    Mail(String),
 }
 
 impl AwsError {

@@ -3,6 +3,7 @@
 
 pub mod blobs;
 pub mod error;
+pub mod mail;
 pub mod queue;
 pub mod settlement_import;
 pub mod store;
@@ -10,6 +11,7 @@ pub mod vault;
 
 pub use blobs::Blobs;
 pub use error::AwsError;
+pub use mail::Mailer;
 pub use queue::Queue;
 pub use store::Store;
 pub use vault::{TokenContext, TokenVault};

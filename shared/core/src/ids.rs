@@ -72,6 +72,16 @@ id_type!(
 );
 id_type!(AuditId, "aud");
 id_type!(
+    /// An export of a merchant's data (POLICY A19): its job, its file, its link.
+    ExportId,
+    "exp"
+);
+id_type!(
+    /// A deletion: its confirmation code is this id, shown to whoever asked and kept on the receipt.
+    DeletionId,
+    "del"
+);
+id_type!(
     /// A settlement file uploaded through a presigned URL, imported asynchronously.
     SettlementUploadId,
     "stu"

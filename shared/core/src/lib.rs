@@ -2,6 +2,7 @@
 //! functions. No AWS crate, no async runtime, no I/O: everything here is tested in milliseconds.
 
 pub mod amazon;
+pub mod data_rights;
 pub mod ids;
 pub mod inbox;
 pub mod merchant;

@@ -12,6 +12,7 @@
 
 pub mod amazon;
 pub mod auth;
+pub mod client;
 pub mod env;
 pub mod error;
 pub mod lambda;

@@ -18,11 +18,13 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use ecomdrive_aws::TokenContext;
 use ecomdrive_aws::store::amazon::AmazonConnection;
+use ecomdrive_aws::store::audit::Actor;
 use ecomdrive_core::amazon::SellingPartnerId;
 use ecomdrive_core::amazon::jobs::MerchantJob;
 use ecomdrive_core::ids::AmazonConnectionId;
 use ecomdrive_core::role::Action;
 use ecomdrive_platforms::amazon::consent_url;
+use ecomdrive_runtime::client::ClientInfo;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -72,6 +74,7 @@ pub struct CallbackQuery {
 #[utoipa::path(get, path = "/oauth/amazon/callback", tag = "amazon", responses((status = 200, description = "Connected"), (status = 303, description = "Back to the SPA"), (status = 400, description = "Bad, expired or reused state, no nonce cookie, or LWA refused the code")))]
 pub async fn callback(
     State(state): State<AppState>,
+    caller: ClientInfo,
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> ApiResult<Response> {
@@ -123,7 +126,16 @@ pub async fn callback(
         })?;
     state
         .store
-        .audit(&m, &user, "amazon.connect", Some(seller.as_str()))
+        .audit(
+            &m,
+            &Actor::User {
+                id: user.clone(),
+                ip: caller.ip,
+                user_agent: caller.user_agent,
+            },
+            "amazon.connect",
+            Some(seller.as_str()),
+        )
         .await?;
     // The first sync right away; the hourly schedule takes over from there.
     let job = MerchantJob {

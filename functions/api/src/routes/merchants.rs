@@ -6,11 +6,13 @@ use crate::error::{ApiError, ApiResult};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use ecomdrive_aws::store::audit::Actor;
 use ecomdrive_aws::store::audit::AuditRecord;
 use ecomdrive_aws::store::members::{Membership, Merchant};
 use ecomdrive_core::ids::UserId;
 use ecomdrive_core::merchant::{MerchantProfile, normalize_email};
 use ecomdrive_core::role::{Action, Role};
+use ecomdrive_runtime::client::ClientInfo;
 use ecomdrive_runtime::problem::{FieldError, JsonBody};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -74,6 +76,7 @@ pub struct NewMerchant {
 pub async fn create_merchant(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    client: ClientInfo,
     JsonBody(body): JsonBody<NewMerchant>,
 ) -> ApiResult<(StatusCode, Json<MerchantView>)> {
     let profile =
@@ -82,7 +85,16 @@ pub async fn create_merchant(
     let merchant = state.store.create_merchant(&user, profile).await?;
     state
         .store
-        .audit(&merchant.id, &user.id, "merchant.create", None)
+        .audit(
+            &merchant.id,
+            &Actor::User {
+                id: user.id.clone(),
+                ip: client.ip,
+                user_agent: client.user_agent,
+            },
+            "merchant.create",
+            None,
+        )
         .await?;
     Ok((
         StatusCode::CREATED,

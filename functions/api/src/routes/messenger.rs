@@ -15,12 +15,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use ecomdrive_aws::TokenContext;
+use ecomdrive_aws::store::audit::Actor;
 use ecomdrive_aws::store::connections::{
     AUTHORIZATION_LIFETIME, AvailablePage, ConnectionStatus, MessengerAuthorization, PageConnection,
 };
 use ecomdrive_core::ids::PageId;
 use ecomdrive_core::role::{Action, allows};
 use ecomdrive_platforms::meta::{MESSENGER_WEBHOOK_FIELDS, MetaClient};
+use ecomdrive_runtime::client::ClientInfo;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -72,6 +74,7 @@ pub struct CallbackQuery {
 #[utoipa::path(get, path = "/oauth/messenger/callback", tag = "messenger", responses((status = 200, description = "Authorized; the Pages are listed"), (status = 303, description = "Back to the SPA"), (status = 400, description = "Bad, expired or reused state, or no nonce cookie")))]
 pub async fn callback(
     State(state): State<AppState>,
+    client: ClientInfo,
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> ApiResult<Response> {
@@ -122,7 +125,16 @@ pub async fn callback(
         .await?;
     state
         .store
-        .audit(&m, &user, "messenger.authorize", None)
+        .audit(
+            &m,
+            &Actor::User {
+                id: user.clone(),
+                ip: client.ip,
+                user_agent: client.user_agent,
+            },
+            "messenger.authorize",
+            None,
+        )
         .await?;
 
     let clear = state.nonce_cookie(CALLBACK_PATH, "", 0);

@@ -7,6 +7,7 @@
 //! and finishes the record only while it still holds the claim. An attempt whose answer was lost
 //! stays marked (`unanswered_attempt`), so the next sender asks Amazon before doing anything.
 
+use super::kinds::RecordKind;
 use super::{
     CursorScope, Page, Store, StoreResult, decode_cursor, encode_cursor, keys, n, now_ms, rfc3339,
     s,
@@ -138,7 +139,7 @@ impl Store {
         let mut tx = vec![
             self.tx_put(
                 Self::item(
-                    "amazon_connection",
+                    RecordKind::AmazonConnection,
                     keys::merchant_pk(m),
                     keys::AMAZON_CONNECTION_SK.into(),
                     conn,
@@ -147,7 +148,7 @@ impl Store {
             ),
             self.tx_put(
                 Self::item(
-                    "amazon_connected_index",
+                    RecordKind::AmazonConnectedIndex,
                     keys::AMAZON_CONNECTED_PK.into(),
                     keys::amazon_connected_sk(m),
                     &MerchantRef {
@@ -262,7 +263,7 @@ impl Store {
         let tx = vec![
             self.tx_put(
                 Self::item(
-                    "amazon_sync_state",
+                    RecordKind::AmazonSyncState,
                     keys::merchant_pk(m),
                     keys::AMAZON_SYNC_SK.into(),
                     state,
@@ -303,7 +304,7 @@ impl Store {
         for (k, v) in [
             ("last_update_ms", n(updated_ms)),
             ("synced_at", s(rfc3339(now))),
-            (keys::KIND, s("order")),
+            (keys::KIND, s(RecordKind::Order.as_str())),
             (keys::GSI1PK, s(keys::orders_by_purchase_pk(m))),
             (
                 keys::GSI1SK,
@@ -458,7 +459,7 @@ impl Store {
             customer_id: customer.clone(),
         };
         self.put(Self::item(
-            "order_link",
+            RecordKind::OrderLink,
             keys::merchant_pk(m),
             keys::order_link_sk(id, conversation),
             &link,
@@ -537,7 +538,7 @@ impl Store {
         settings: &SolicitationSettings,
     ) -> StoreResult<()> {
         self.put(Self::item(
-            "solicitation_settings",
+            RecordKind::SolicitationSettings,
             keys::merchant_pk(m),
             keys::SOLICITATION_SETTINGS_SK.into(),
             settings,
@@ -626,7 +627,7 @@ impl Store {
             .expression_attribute_values(":mp", s(record.marketplace_id.as_str()))
             .expression_attribute_values(":o", s(record.order_id.as_str()))
             .expression_attribute_values(":now", s(rfc3339(record.updated_at)))
-            .expression_attribute_values(":kind", s("solicitation"))
+            .expression_attribute_values(":kind", s(RecordKind::Solicitation.as_str()))
             .expression_attribute_values(":sent", s(SolicitationStatus::Sent.as_str()))
             .expression_attribute_values(":failed", s(SolicitationStatus::Failed.as_str()))
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
@@ -848,7 +849,7 @@ impl Store {
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(Self::item(
-                    "pace",
+                    RecordKind::Pace,
                     keys::merchant_pk(m),
                     keys::pace_sk(operation),
                     &next,

@@ -1,6 +1,7 @@
 //! The Messenger connection: OAuth state, the authorizing user's token and Pages, connected Pages
 //! (POLICY E1, E4, E14, E15). Tokens are stored only as KMS ciphertext (see `vault`).
 
+use super::kinds::RecordKind;
 use super::{Store, StoreResult, keys};
 use crate::AwsError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -76,7 +77,7 @@ struct PageOwner {
 impl Store {
     pub async fn save_oauth_state(&self, state: &OAuthState) -> StoreResult<()> {
         let item = Self::item(
-            "oauth_state",
+            RecordKind::OAuthState,
             keys::oauth_state_pk(&state.state_id),
             keys::OAUTH_STATE_SK.into(),
             state,
@@ -106,7 +107,7 @@ impl Store {
         auth: &MessengerAuthorization,
     ) -> StoreResult<()> {
         let item = Self::item(
-            "messenger_authorization",
+            RecordKind::MessengerAuthorization,
             keys::merchant_pk(&auth.merchant_id),
             keys::MESSENGER_AUTH_SK.into(),
             auth,
@@ -145,7 +146,7 @@ impl Store {
         };
         let mut owner_put = self.tx_put(
             Self::item(
-                "page_owner_index",
+                RecordKind::PageOwnerIndex,
                 keys::page_owner_pk(&conn.page_id),
                 keys::PAGE_OWNER_SK.into(),
                 &owner,
@@ -165,7 +166,7 @@ impl Store {
             owner_put,
             self.tx_put(
                 Self::item(
-                    "page_connection",
+                    RecordKind::PageConnection,
                     keys::merchant_pk(&conn.merchant_id),
                     keys::page_sk(&conn.page_id),
                     conn,

@@ -4,6 +4,7 @@
 //! marker that must not exist yet, so a redelivered webhook or a reprocessed SQS record writes
 //! nothing new. Conversations carry a `version` for optimistic concurrency between ingest workers.
 
+use super::kinds::RecordKind;
 use super::{
     CursorScope, Page, Store, StoreResult, decode_cursor, encode_cursor, keys, now_ms, rfc3339, s,
 };
@@ -98,7 +99,7 @@ impl Store {
     fn conversation_item(c: &ConversationItem) -> StoreResult<super::Item> {
         let conv = &c.conversation;
         let mut item = Self::item(
-            "conversation",
+            RecordKind::Conversation,
             keys::merchant_pk(&conv.merchant_id),
             keys::conversation_sk(&conv.id),
             c,
@@ -119,7 +120,7 @@ impl Store {
 
     fn message_item(msg: &Message) -> StoreResult<super::Item> {
         Self::item(
-            "message",
+            RecordKind::Message,
             keys::merchant_pk(&msg.merchant_id),
             keys::message_sk(&msg.conversation_id, &msg.id),
             msg,
@@ -167,7 +168,7 @@ impl Store {
         match self
             .put_new(
                 Self::item(
-                    "customer",
+                    RecordKind::Customer,
                     keys::merchant_pk(m),
                     keys::customer_sk(&id),
                     &item,
@@ -277,7 +278,12 @@ impl Store {
             let pk = keys::merchant_pk(m);
             let mut tx = vec![
                 self.tx_put(
-                    Self::item("mid_marker", pk.clone(), keys::mid_sk(&msg.mid), &marker)?,
+                    Self::item(
+                        RecordKind::MidMarker,
+                        pk.clone(),
+                        keys::mid_sk(&msg.mid),
+                        &marker,
+                    )?,
                     Some("attribute_not_exists(PK)"),
                 ),
                 self.tx_put(Self::message_item(&message)?, None),
@@ -377,7 +383,7 @@ impl Store {
         }
         let tx = vec![
             self.tx_put(
-                Self::item("mid_marker", pk, keys::mid_sk(mid), &marker)?,
+                Self::item(RecordKind::MidMarker, pk, keys::mid_sk(mid), &marker)?,
                 Some("attribute_not_exists(PK)"),
             ),
             update,
@@ -852,7 +858,7 @@ impl Store {
         let tx = vec![
             self.tx_put(
                 Self::item(
-                    "reply_key",
+                    RecordKind::ReplyKey,
                     pk.clone(),
                     key_sk.clone(),
                     &ReplyKey {

@@ -80,6 +80,12 @@ pub fn audit_sk(id: &ecomdrive_core::ids::AuditId) -> String {
 }
 pub const AUDIT_PREFIX: &str = "AUDIT#";
 
+/// An export job of the merchant's data, and its file once done.
+pub fn export_sk(id: &ecomdrive_core::ids::ExportId) -> String {
+    format!("EXPORT#{id}")
+}
+pub const EXPORT_PREFIX: &str = "EXPORT#";
+
 pub fn rate_sk(scope: &str, window_start: i64) -> String {
     format!("RATE#{scope}#{window_start}")
 }
@@ -168,6 +174,45 @@ pub const OAUTH_STATE_SK: &str = "STATE";
 pub const AMAZON_CONNECTED_PK: &str = "AMAZON#CONNECTED";
 pub fn amazon_connected_sk(m: &MerchantId) -> String {
     format!("MERCHANT#{m}")
+}
+
+/// Every merchant (ids only): the retention sweeper's list of partitions to visit.
+pub const MERCHANTS_PK: &str = "MERCHANTS";
+pub fn merchant_index_sk(m: &MerchantId) -> String {
+    format!("MERCHANT#{m}")
+}
+
+/// A Facebook user (app-scoped id) → a merchant where they authorized Pages: Meta's data
+/// deletion and deauthorize callbacks name the Facebook user, not our user.
+pub fn facebook_user_pk(facebook_user_id: &str) -> String {
+    format!("FBUSER#{facebook_user_id}")
+}
+pub fn facebook_user_sk(m: &MerchantId) -> String {
+    format!("MERCHANT#{m}")
+}
+
+/// A deletion and its receipt (POLICY A19): confirmation code, dates, counts per kind, status.
+/// Outside the merchant's partition, so it outlives the deletion it proves.
+pub fn deletion_pk(id: &ecomdrive_core::ids::DeletionId) -> String {
+    format!("DELETION#{id}")
+}
+pub const DELETION_RECEIPT_SK: &str = "RECEIPT";
+
+/// A deleted (or being deleted) merchant → its deletion: its routes answer 410 Gone, not 404.
+pub fn merchant_deleted_pk(m: &MerchantId) -> String {
+    format!("DELETED#{m}")
+}
+pub const MERCHANT_DELETED_SK: &str = "DELETION";
+
+/// A link e-mailed by the public deletion form: single use, expires (TTL).
+pub fn deletion_link_pk(link_id: &str) -> String {
+    format!("DELLINK#{link_id}")
+}
+pub const DELETION_LINK_SK: &str = "LINK";
+
+/// Rate-limit counters of the public form, keyed by a hash of what is limited (IP or e-mail).
+pub fn form_rate_pk(scope_hash: &str) -> String {
+    format!("FORMRATE#{scope_hash}")
 }
 
 /// The deterministic customer id of a (Page, PSID) within a merchant: the same customer however

@@ -1,5 +1,6 @@
 //! Users, merchants, memberships and invitations (POLICY E3, A14).
 
+use super::kinds::RecordKind;
 use super::{Store, StoreResult, keys};
 use crate::AwsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
@@ -29,6 +30,10 @@ pub struct Merchant {
     pub created_by: UserId,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// When the owner closed the account without deleting it: it is deleted
+    /// [`ecomdrive_core::retention::CLOSED_MERCHANT`] later unless reopened.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub closed_at: Option<OffsetDateTime>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -85,7 +90,7 @@ impl Store {
         Ok([
             self.tx_put(
                 Self::item(
-                    "membership",
+                    RecordKind::Membership,
                     keys::merchant_pk(m),
                     keys::member_sk(user),
                     membership,
@@ -94,7 +99,7 @@ impl Store {
             ),
             self.tx_put(
                 Self::item(
-                    "membership_index",
+                    RecordKind::MembershipIndex,
                     keys::user_pk(user),
                     keys::membership_index_sk(m),
                     &index,
@@ -134,7 +139,12 @@ impl Store {
                     created_at: OffsetDateTime::now_utc(),
                     pending_invites: false,
                 };
-                let item = Self::item("user", pk.clone(), keys::USER_PROFILE_SK.into(), &user)?;
+                let item = Self::item(
+                    RecordKind::User,
+                    pk.clone(),
+                    keys::USER_PROFILE_SK.into(),
+                    &user,
+                )?;
                 match self.put_new(item, "user exists").await {
                     Ok(()) => user,
                     // Two first requests raced: the other one created it.
@@ -178,7 +188,7 @@ impl Store {
             ),
             self.tx_put(
                 Self::item(
-                    "email_index",
+                    RecordKind::EmailIndex,
                     keys::email_pk(email),
                     keys::EMAIL_USER_SK.into(),
                     &idx,
@@ -257,6 +267,7 @@ impl Store {
             gstin: profile.gstin,
             created_by: owner.id.clone(),
             created_at: now,
+            closed_at: None,
         };
         let m = &merchant.id;
         let membership = Membership {
@@ -269,7 +280,7 @@ impl Store {
         };
         let mut tx = vec![self.tx_put(
             Self::item(
-                "merchant",
+                RecordKind::Merchant,
                 keys::merchant_pk(m),
                 keys::MERCHANT_PROFILE_SK.into(),
                 &merchant,
@@ -277,6 +288,19 @@ impl Store {
             Some("attribute_not_exists(PK)"),
         )];
         tx.extend(self.membership_puts(&membership, &owner.id, None)?);
+        // The retention sweeper's list of merchants (ids only).
+        tx.push(
+            self.tx_put(
+                Self::key(keys::MERCHANTS_PK, keys::merchant_index_sk(m))
+                    .into_iter()
+                    .chain([(
+                        keys::KIND.to_owned(),
+                        super::s(RecordKind::MerchantIndex.as_str()),
+                    )])
+                    .collect(),
+                None,
+            ),
+        );
         self.transact(tx, "merchant exists").await?;
         Ok(merchant)
     }
@@ -288,7 +312,7 @@ impl Store {
 
     pub async fn update_merchant(&self, merchant: &Merchant) -> StoreResult<()> {
         let item = Self::item(
-            "merchant",
+            RecordKind::Merchant,
             keys::merchant_pk(&merchant.id),
             keys::MERCHANT_PROFILE_SK.into(),
             merchant,
@@ -352,7 +376,7 @@ impl Store {
         let tx = vec![
             self.tx_put(
                 Self::item(
-                    "invitation",
+                    RecordKind::Invitation,
                     keys::merchant_pk(m),
                     keys::invite_sk(email),
                     &invitation,
@@ -361,7 +385,7 @@ impl Store {
             ),
             self.tx_put(
                 Self::item(
-                    "invitation_index",
+                    RecordKind::InvitationIndex,
                     keys::invite_index_pk(email),
                     keys::invite_index_sk(m),
                     &index,

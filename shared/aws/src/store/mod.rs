@@ -5,8 +5,10 @@
 pub mod amazon;
 pub mod audit;
 pub mod connections;
+pub mod deletions;
 pub mod inbox;
 pub mod keys;
+pub mod kinds;
 pub mod members;
 pub mod rate_limit;
 pub mod settlements;
@@ -16,6 +18,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use base64::Engine;
 use ecomdrive_core::ids::MerchantId;
+use kinds::RecordKind;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -64,12 +67,17 @@ impl Store {
     }
 
     /// A record as an item: its fields, its keys and its kind.
-    fn item<T: Serialize>(kind: &str, pk: String, sk: String, record: &T) -> StoreResult<Item> {
+    fn item<T: Serialize>(
+        kind: RecordKind,
+        pk: String,
+        sk: String,
+        record: &T,
+    ) -> StoreResult<Item> {
         let mut item: Item =
             serde_dynamo::to_item(record).map_err(|e| AwsError::Corrupt(e.to_string()))?;
         item.insert(keys::PK.into(), AttributeValue::S(pk));
         item.insert(keys::SK.into(), AttributeValue::S(sk));
-        item.insert(keys::KIND.into(), AttributeValue::S(kind.into()));
+        item.insert(keys::KIND.into(), AttributeValue::S(kind.as_str().into()));
         Ok(item)
     }
 

@@ -1,6 +1,7 @@
 //! Fixed-window rate limits shared by every Lambda instance: a counter item per window, raised
 //! with a conditional update so the limit holds whatever the concurrency (POLICY A15, E12).
 
+use super::kinds::RecordKind;
 use super::{Store, StoreResult, keys};
 use crate::AwsError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -39,7 +40,10 @@ impl Store {
             .expression_attribute_names("#k", keys::KIND)
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
-            .expression_attribute_values(":kind", AttributeValue::S("rate_counter".into()))
+            .expression_attribute_values(
+                ":kind",
+                AttributeValue::S(RecordKind::RateCounter.as_str().into()),
+            )
             .expression_attribute_values(
                 ":exp",
                 AttributeValue::N((window_start + window_secs * 2).to_string()),

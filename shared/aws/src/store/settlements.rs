@@ -12,6 +12,7 @@
 //! `imported` last. Readers count only the sums of imported settlements with their fingerprint,
 //! so what a stopped import of other content left behind never counts.
 
+use super::kinds::RecordKind;
 use super::{Store, StoreResult, keys, n, now_ms, rfc3339, s};
 use crate::AwsError;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, WriteRequest};
@@ -270,7 +271,7 @@ impl Store {
         record: &SettlementRecord,
     ) -> StoreResult<ImportStart> {
         let item = Self::item(
-            "settlement",
+            RecordKind::Settlement,
             keys::merchant_pk(m),
             keys::settlement_sk(record.id()),
             record,
@@ -326,7 +327,7 @@ impl Store {
         for day in days {
             let sk = keys::settlement_day_sk(day.day, id);
             items.push(Self::item(
-                "settlement_day",
+                RecordKind::SettlementDay,
                 pk.clone(),
                 sk,
                 &Settled {
@@ -339,7 +340,7 @@ impl Store {
         for sku_day in sku_days {
             let sk = keys::settlement_sku_sk(sku_day.day, &sku_day.sku, id);
             items.push(Self::item(
-                "settlement_sku_day",
+                RecordKind::SettlementSkuDay,
                 pk.clone(),
                 sk,
                 &Settled {
@@ -367,7 +368,7 @@ impl Store {
         for (ordinal, run) in orders {
             let sk = keys::settlement_order_sk(&run.order_id, id, *ordinal);
             let mut item = Self::item(
-                "settlement_order",
+                RecordKind::SettlementOrder,
                 pk.clone(),
                 sk,
                 &Settled {
@@ -656,7 +657,7 @@ impl Store {
         state: &SettlementImportState,
     ) -> StoreResult<()> {
         self.put(Self::item(
-            "settlement_import_state",
+            RecordKind::SettlementImportState,
             keys::merchant_pk(m),
             keys::SETTLEMENT_IMPORT_SK.into(),
             state,
@@ -683,7 +684,7 @@ impl Store {
         settlement: &SettlementId,
     ) -> StoreResult<()> {
         self.put(Self::item(
-            "settlement_report",
+            RecordKind::SettlementReport,
             keys::merchant_pk(m),
             keys::settlement_report_sk(report_id),
             &ReportMark {
@@ -717,7 +718,7 @@ impl Store {
         expect: Option<UploadStatus>,
     ) -> StoreResult<()> {
         let item = Self::item(
-            "settlement_upload",
+            RecordKind::SettlementUpload,
             keys::merchant_pk(m),
             keys::settlement_upload_sk(upload.upload_id.as_str()),
             upload,
@@ -762,7 +763,7 @@ impl Store {
             .iter()
             .map(|cost| {
                 Self::item(
-                    "unit_cost",
+                    RecordKind::UnitCost,
                     pk.clone(),
                     keys::unit_cost_sk(&cost.sku, cost.effective_from),
                     &StoredUnitCost {

@@ -1,0 +1,3 @@
+//! Lambda entry point of `data-export`.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Lambda entry point of `retention-sweeper`.
+
+fn main() {}
