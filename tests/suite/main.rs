@@ -4,9 +4,14 @@
 
 mod amazon_connect;
 mod connect;
+mod deletion;
+mod deletion_form;
 mod events;
+mod exports;
 mod inbox_flow;
+mod meta_callbacks;
 mod replies;
+mod retention;
 mod security;
 mod settlements;
 mod solicitations;

@@ -13,7 +13,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use ecomdrive_aws::settlement_import::SettlementImporter;
-use ecomdrive_aws::{Queue, Store, TokenVault};
+use ecomdrive_aws::{Blobs, Queue, Store, TokenVault};
 use ecomdrive_platforms::outbound::OutboundHttp;
 use ecomdrive_runtime::amazon::AmazonApi;
 use ecomdrive_runtime::auth::JwtVerifier;
@@ -56,6 +56,12 @@ pub struct AppState {
     pub settlements: SettlementImporter,
     /// The settlement-import queue: imports of large uploaded files.
     pub settlement_import: Queue,
+    /// The exports queue (`data-export`).
+    pub exports: Queue,
+    /// The deletions queue (`data-deletion`'s job side).
+    pub deletions: Queue,
+    /// The data bucket: export files (presigned download links).
+    pub blobs: Blobs,
     pub secrets: SecretCache<MetaAppSecrets>,
     pub http: OutboundHttp,
     pub jwt: JwtVerifier,

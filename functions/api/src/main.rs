@@ -26,6 +26,10 @@ async fn main() -> Result<(), lambda::Error> {
         aws_sdk_dynamodb::Client::new(&sdk),
         env::required("TABLE_NAME")?,
     );
+    let blobs = Blobs::new(
+        ecomdrive_aws::s3_client(&sdk),
+        env::required("DATA_BUCKET")?,
+    );
     let state = AppState {
         store: store.clone(),
         vault: TokenVault::new(
@@ -34,15 +38,15 @@ async fn main() -> Result<(), lambda::Error> {
         ),
         replies: Queue::new(sqs.clone(), env::required("REPLIES_QUEUE_URL")?),
         order_sync: Queue::new(sqs.clone(), env::required("ORDER_SYNC_QUEUE_URL")?),
-        settlement_import: Queue::new(sqs, env::required("SETTLEMENT_IMPORT_QUEUE_URL")?),
+        settlement_import: Queue::new(sqs.clone(), env::required("SETTLEMENT_IMPORT_QUEUE_URL")?),
+        exports: Queue::new(sqs.clone(), env::required("EXPORTS_QUEUE_URL")?),
+        deletions: Queue::new(sqs, env::required("DELETIONS_QUEUE_URL")?),
         settlements: SettlementImporter {
             store: store.clone(),
-            blobs: Blobs::new(
-                ecomdrive_aws::s3_client(&sdk),
-                env::required("DATA_BUCKET")?,
-            ),
+            blobs: blobs.clone(),
             limit: SizeLimit(MAX_UPLOAD_UNPACKED),
         },
+        blobs,
         amazon: AmazonApi::new(
             AmazonEndpoints::from_env()?,
             http.clone(),

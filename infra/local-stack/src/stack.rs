@@ -212,6 +212,8 @@ impl RunningStack {
         let settlement_import_queue =
             Queue::new(sqs.clone(), resources.settlement_import_queue_url.clone());
         let blobs = Blobs::new(s3_client(sdk), resources.bucket.clone());
+        let exports_queue = Queue::new(sqs.clone(), resources.exports_queue_url.clone());
+        let deletions_queue = Queue::new(sqs.clone(), resources.deletions_queue_url.clone());
         let importer = |limit| SettlementImporter {
             store: store.clone(),
             blobs: blobs.clone(),
@@ -224,6 +226,9 @@ impl RunningStack {
             order_sync: order_sync_queue.clone(),
             settlements: importer(ecomdrive_api::routes::settlements::MAX_UPLOAD_UNPACKED),
             settlement_import: settlement_import_queue.clone(),
+            exports: exports_queue.clone(),
+            deletions: deletions_queue.clone(),
+            blobs: blobs.clone(),
             amazon: amazon_api.clone(),
             secrets: meta_secrets.clone(),
             http: http.clone(),

@@ -1,0 +1,1 @@
+//! Issue 5: see the module's tests (in progress).
