@@ -6,7 +6,8 @@ use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use ecomdrive_core::amazon::jobs::{MerchantJob, SettlementJob, SolicitationJob};
-use ecomdrive_core::ids::{AmazonConnectionId, MerchantId};
+use ecomdrive_core::data_rights::{DeletionJob, ExportJob};
+use ecomdrive_core::ids::{AmazonConnectionId, DeletionId, ExportId, MerchantId};
 use ecomdrive_local::provision::repo_root;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -27,6 +28,10 @@ const CHECKED: &[&str] = &[
     "settlement-import/schedule.json",
     "settlement-import/sqs-reports.json",
     "settlement-import/sqs-upload.json",
+    "data-export/sqs-export.json",
+    "data-deletion/form.json",
+    "data-deletion-job/sqs-deletion.json",
+    "retention-sweeper/schedule.json",
 ];
 
 fn read(path: &str) -> String {
@@ -96,6 +101,10 @@ async fn http_sample_events_drive_their_functions() {
     // Its bearer is a placeholder: the API refuses it as it would any bad token.
     let (status, _) = send(&s, &http_event("api/list-conversations.json")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The public deletion form answers a browser with its page (no account, no token needed).
+    let (status, body) = send(&s, &http_event("data-deletion/form.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("<form"), "the form page: {body}");
     let (status, body) = send(&s, &http_event("messenger-webhook/verify.json")).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "1158201444"));
 
@@ -159,6 +168,10 @@ fn amazon_job_sample_events_have_the_shapes_their_functions_read() {
         (
             "settlement-import/schedule.json",
             "SettlementImportFunctionEverySixHours",
+        ),
+        (
+            "retention-sweeper/schedule.json",
+            "RetentionSweeperFunctionDaily",
         ),
     ] {
         let event: EventBridgeEvent = serde_json::from_str(&read(path))
@@ -247,4 +260,21 @@ fn amazon_job_sample_events_have_the_shapes_their_functions_read() {
             "{path} holds exactly a SettlementJob"
         );
     }
+
+    let path = "data-export/sqs-export.json";
+    let body = sqs_body(path, "ExportsQueue");
+    let job: ExportJob = serde_json::from_value(body.clone())
+        .unwrap_or_else(|e| panic!("events/{path}: not an ExportJob: {e}"));
+    assert!(ExportId::parse(job.export_id.as_str()).is_some(), "{path}");
+    assert_eq!(serde_json::to_value(&job).expect("serializes"), body);
+
+    let path = "data-deletion-job/sqs-deletion.json";
+    let body = sqs_body(path, "DeletionsQueue");
+    let job: DeletionJob = serde_json::from_value(body.clone())
+        .unwrap_or_else(|e| panic!("events/{path}: not a DeletionJob: {e}"));
+    assert!(
+        DeletionId::parse(job.deletion_id.as_str()).is_some(),
+        "{path}"
+    );
+    assert_eq!(serde_json::to_value(&job).expect("serializes"), body);
 }

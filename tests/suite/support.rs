@@ -75,6 +75,10 @@ pub async fn fresh_resources() -> Resources {
                 "client_secret": "test-fake-lwa-secret",
             }),
         ),
+        (
+            "DeletionFormSecret".to_string(),
+            serde_json::json!({ "form_signing_key": "test-fake-form-signing-key" }),
+        ),
     ]);
     let template = provision::template_path(&provision::repo_root());
     provision::provision(&sdk, &template, &prefix, &secrets)

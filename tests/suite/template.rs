@@ -181,7 +181,7 @@ fn role_statements() -> Vec<(&'static str, &'static Value)> {
     out
 }
 
-const FUNCTIONS: [&str; 9] = [
+const FUNCTIONS: [&str; 13] = [
     "ApiFunction",
     "MessengerWebhookFunction",
     "MessengerIngestFunction",
@@ -191,11 +191,15 @@ const FUNCTIONS: [&str; 9] = [
     "SolicitationSchedulerFunction",
     "SolicitationSenderFunction",
     "SettlementImportFunction",
+    "DataExportFunction",
+    "DataDeletionFunction",
+    "DataDeletionJobFunction",
+    "RetentionSweeperFunction",
 ];
 
 /// Every queue with its dead-letter queue and how often a message is received before it goes
 /// there.
-const QUEUES: [(&str, &str, f64); 6] = [
+const QUEUES: [(&str, &str, f64); 8] = [
     ("InboundQueue", "InboundDeadLetterQueue", 5.0),
     ("RepliesQueue", "RepliesDeadLetterQueue", 5.0),
     ("OrderSyncQueue", "OrderSyncDeadLetterQueue", 5.0),
@@ -211,6 +215,9 @@ const QUEUES: [(&str, &str, f64); 6] = [
         "SettlementImportDeadLetterQueue",
         5.0,
     ),
+    ("ExportsQueue", "ExportsDeadLetterQueue", 3.0),
+    // A deletion left half-done by a timeout comes back until it is finished (POLICY A19).
+    ("DeletionsQueue", "DeletionsDeadLetterQueue", 10.0),
 ];
 
 /// The actions of a statement (a single action or a list).
@@ -621,6 +628,14 @@ fn policy_a11_tokens_under_their_own_key() {
                 BTreeSet::from(["kms:Decrypt"]),
             ),
         ),
+        // Meta's callbacks unsubscribe the app from a Page with its token, then delete it.
+        (
+            "DataDeletionRole",
+            (
+                BTreeSet::from(["messenger_page"]),
+                BTreeSet::from(["kms:Decrypt"]),
+            ),
+        ),
     ]);
     assert_eq!(users, allowed.keys().copied().collect::<BTreeSet<_>>());
     // The name the Amazon functions seal refresh tokens under.
@@ -1001,7 +1016,17 @@ fn app_secrets_reach_only_the_functions_of_their_platform() {
     };
     assert_eq!(
         readers("MetaAppSecret"),
-        BTreeSet::from(["ApiRole", "MessengerWebhookRole", "AgentReplyRole"])
+        BTreeSet::from([
+            "ApiRole",
+            "MessengerWebhookRole",
+            "AgentReplyRole",
+            // Meta's data deletion callbacks are signed with the app secret.
+            "DataDeletionRole"
+        ])
+    );
+    assert_eq!(
+        readers("DeletionFormSecret"),
+        BTreeSet::from(["DataDeletionRole"])
     );
     assert_eq!(
         readers("AmazonAppSecret"),
@@ -1020,7 +1045,8 @@ fn app_secrets_reach_only_the_functions_of_their_platform() {
         {
             assert!(
                 mentions(&statement["Resource"], "MetaAppSecret")
-                    || mentions(&statement["Resource"], "AmazonAppSecret"),
+                    || mentions(&statement["Resource"], "AmazonAppSecret")
+                    || mentions(&statement["Resource"], "DeletionFormSecret"),
                 "{role}: secretsmanager access must name its secret"
             );
         }
@@ -1448,6 +1474,16 @@ fn roles_reach_only_merchant_objects_and_data_key_through_s3() {
         if s3.is_empty() {
             continue;
         }
+        if s3 == ["s3:ListBucket"] {
+            // Listing names the bucket itself; the prefix condition keeps it to merchants' objects.
+            assert_eq!(target(&statement["Resource"]), Some("DataBucket"), "{role}");
+            assert_eq!(
+                statement["Condition"]["StringLike"]["s3:prefix"].as_str(),
+                Some("merchants/*"),
+                "{role} lists only merchants' objects"
+            );
+            continue;
+        }
         object_roles.insert(role);
         let resources: Vec<&Value> = match statement["Resource"].as_sequence() {
             Some(items) => items.iter().collect(),
@@ -1481,8 +1517,18 @@ fn roles_reach_only_merchant_objects_and_data_key_through_s3() {
             );
         }
     }
-    for role in ["ApiRole", "MessengerIngestRole", "SettlementImportRole"] {
-        assert!(object_roles.contains(role), "{role} stores objects");
+    for role in [
+        "ApiRole",
+        "MessengerIngestRole",
+        "SettlementImportRole",
+        "DataExportRole",
+        "DataDeletionJobRole",
+        "RetentionSweeperRole",
+    ] {
+        assert!(
+            object_roles.contains(role),
+            "{role} stores or deletes objects"
+        );
     }
 }
 
@@ -1656,6 +1702,21 @@ fn only_the_listed_routes_are_public() {
             ("GET", "/oauth/amazon/callback", "ApiFunction"),
             ("GET", "/webhooks/messenger", "MessengerWebhookFunction"),
             ("POST", "/webhooks/messenger", "MessengerWebhookFunction"),
+            // The public data-deletion form and Meta's callbacks (POLICY E15).
+            ("GET", "/data-deletion", "DataDeletionFunction"),
+            ("POST", "/data-deletion", "DataDeletionFunction"),
+            ("GET", "/data-deletion/confirm", "DataDeletionFunction"),
+            (
+                "GET",
+                "/data-deletion/status/{confirmation_code}",
+                "DataDeletionFunction"
+            ),
+            ("POST", "/data-deletion/facebook", "DataDeletionFunction"),
+            (
+                "POST",
+                "/data-deletion/facebook/deauthorize",
+                "DataDeletionFunction"
+            ),
         ])
     );
     assert!(authorized.contains(&("ANY", "/v1/{proxy+}", "ApiFunction")));
@@ -1682,6 +1743,10 @@ async fn provisioned(sdk: &aws_config::SdkConfig) -> provision::Resources {
     let secrets = BTreeMap::from([
         ("MetaAppSecret".to_string(), support::fake_meta_secret()),
         ("AmazonAppSecret".to_string(), fake_amazon_secret()),
+        (
+            "DeletionFormSecret".to_string(),
+            serde_json::json!({ "form_signing_key": "local-fake-form-key" }),
+        ),
     ]);
     let template = provision::template_path(&provision::repo_root());
     provision::provision(sdk, &template, &prefix, &secrets)

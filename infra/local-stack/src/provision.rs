@@ -64,6 +64,9 @@ pub struct Resources {
     pub bucket: String,
     pub meta_secret_id: String,
     pub amazon_secret_id: String,
+    pub deletion_form_secret_id: String,
+    /// The SES identity the deletion form's e-mails are sent from.
+    pub mail_from: String,
     /// Every created resource: logical id → what `!Ref` gives (name, key id, queue URL, ARN).
     pub all: BTreeMap<String, String>,
 }
@@ -96,6 +99,8 @@ impl Resources {
             ),
             ("EXPORTS_QUEUE_URL", self.exports_queue_url.clone()),
             ("DELETIONS_QUEUE_URL", self.deletions_queue_url.clone()),
+            ("FORM_SECRET_ID", self.deletion_form_secret_id.clone()),
+            ("MAIL_FROM", self.mail_from.clone()),
             ("AMAZON_SECRET_ID", self.amazon_secret_id.clone()),
         ]
     }
@@ -129,6 +134,8 @@ impl Resources {
             bucket: get("DataBucket")?,
             meta_secret_id: get("MetaAppSecret")?,
             amazon_secret_id: get("AmazonAppSecret")?,
+            deletion_form_secret_id: get("DeletionFormSecret")?,
+            mail_from: get("DeletionMailIdentity")?,
             all,
         })
     }
@@ -173,6 +180,7 @@ pub async fn provision(
         kms: aws_sdk_kms::Client::new(sdk),
         s3: crate::emulator::s3_client(sdk),
         secrets: aws_sdk_secretsmanager::Client::new(sdk),
+        ses: aws_sdk_sesv2::Client::new(sdk),
         region: region.clone(),
     };
     let pseudo = Pseudo {
@@ -240,6 +248,7 @@ enum Kind {
     Key,
     Bucket,
     Secret,
+    EmailIdentity,
 }
 
 impl Kind {
@@ -250,6 +259,7 @@ impl Kind {
             "AWS::KMS::Key" => Some(Kind::Key),
             "AWS::S3::Bucket" => Some(Kind::Bucket),
             "AWS::SecretsManager::Secret" => Some(Kind::Secret),
+            "AWS::SES::EmailIdentity" => Some(Kind::EmailIdentity),
             _ => None,
         }
     }
@@ -722,6 +732,10 @@ enum Spec {
         description: Option<String>,
         value: String,
     },
+    /// An SES sender: the address itself, shared by every local stack of the emulator.
+    EmailIdentity {
+        address: String,
+    },
 }
 
 impl Spec {
@@ -759,6 +773,11 @@ impl Spec {
                         .is_some_and(|status| status == "Enabled"),
                 })
             }
+            Kind::EmailIdentity => Ok(Spec::EmailIdentity {
+                address: resolver
+                    .string(properties, "EmailIdentity")?
+                    .ok_or_else(|| resolver.shape_error("EmailIdentity", "an address"))?,
+            }),
             Kind::Secret => {
                 let value = match secrets.get(&declared.logical_id) {
                     Some(serde_json::Value::String(text)) => text.clone(),
@@ -946,6 +965,7 @@ struct Clients {
     kms: aws_sdk_kms::Client,
     s3: aws_sdk_s3::Client,
     secrets: aws_sdk_secretsmanager::Client,
+    ses: aws_sdk_sesv2::Client,
     region: String,
 }
 
@@ -1115,6 +1135,27 @@ async fn create(
             Created {
                 reference: arn.clone(),
                 attributes: BTreeMap::from([("Id", arn)]),
+            }
+        }
+        Spec::EmailIdentity { address } => {
+            // One identity serves every stack on the emulator: an existing one is fine.
+            let res = clients
+                .ses
+                .create_email_identity()
+                .email_identity(&address)
+                .send()
+                .await;
+            if let Err(e) = res {
+                let exists = e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_already_exists_exception());
+                if !exists {
+                    return Err(failed("CreateEmailIdentity")(&e));
+                }
+            }
+            Created {
+                reference: address,
+                attributes: BTreeMap::new(),
             }
         }
     };

@@ -3,6 +3,7 @@
 //! functions on pollers. The scheduled functions run on demand (`POST /_local/run/...`).
 //! `local-stack` (the README's first command) runs it; the tests start one per test.
 
+use crate::emails::{SentMail, list_emails};
 use crate::error::LocalError;
 use crate::idp::LocalIdp;
 use crate::poller::{BatchHandler, Poller};
@@ -12,11 +13,12 @@ use amazon_sandbox::AmazonSandbox;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use data_deletion::{DeletionConfig, DeletionState};
 use ecomdrive_api::{ApiConfig, AppState};
 use ecomdrive_aws::settlement_import::{SettlementImporter, SizeLimit};
-use ecomdrive_aws::{Blobs, Queue, Store, TokenVault, s3_client};
+use ecomdrive_aws::{Blobs, Mailer, Queue, Store, TokenVault, s3_client};
 use ecomdrive_core::merchant::normalize_email;
 use ecomdrive_platforms::outbound::{AllowList, LoopbackPorts, OutboundHttp, Timeouts};
 use ecomdrive_runtime::amazon::{AmazonApi, AmazonAppSecrets, AmazonEndpoints};
@@ -133,6 +135,10 @@ impl RunningStack {
                     "client_secret": LOCAL_LWA_CLIENT_SECRET,
                 }),
             ),
+            (
+                "DeletionFormSecret".to_owned(),
+                json!({ "form_signing_key": "local-fake-form-signing-key" }),
+            ),
         ]);
         let root = provision::repo_root();
         let resources = provision::provision(
@@ -242,6 +248,22 @@ impl RunningStack {
                 meta: meta.clone(),
             }),
         });
+        let data_deletion = data_deletion::router(DeletionState {
+            store: store.clone(),
+            vault: vault.clone(),
+            deletions: deletions_queue.clone(),
+            mailer: Mailer::new(aws_sdk_sesv2::Client::new(sdk), resources.mail_from.clone()),
+            form_secrets: SecretCache::new(
+                aws_sdk_secretsmanager::Client::new(sdk),
+                resources.deletion_form_secret_id.clone(),
+            ),
+            meta_secrets: meta_secrets.clone(),
+            meta: meta.clone(),
+            http: http.clone(),
+            config: Arc::new(DeletionConfig {
+                public_base_url: base_url.clone(),
+            }),
+        });
         let webhook = messenger_webhook::router(WebhookState {
             secrets: meta_secrets.clone(),
             inbound: inbound.clone(),
@@ -315,7 +337,16 @@ impl RunningStack {
         // started the stack into every request, so a test capturing logs sees the functions' lines.
         let logs = tracing::dispatcher::get_default(|current| current.clone());
         let app = local
+            .merge(
+                Router::new()
+                    .route("/_local/emails", get(list_emails))
+                    .with_state(SentMail {
+                        emulator: sdk.endpoint_url().unwrap_or_default().to_owned(),
+                        http: reqwest::Client::new(),
+                    }),
+            )
             .merge(webhook)
+            .merge(data_deletion)
             .merge(api)
             .layer(axum::middleware::from_fn(
                 move |request: axum::extract::Request, next: axum::middleware::Next| {
