@@ -636,6 +636,13 @@ fn policy_a11_tokens_under_their_own_key() {
                 BTreeSet::from(["kms:Decrypt"]),
             ),
         ),
+        (
+            "DataDeletionJobRole",
+            (
+                BTreeSet::from(["messenger_page"]),
+                BTreeSet::from(["kms:Decrypt"]),
+            ),
+        ),
     ]);
     assert_eq!(users, allowed.keys().copied().collect::<BTreeSet<_>>());
     // The name the Amazon functions seal refresh tokens under.
@@ -1020,8 +1027,10 @@ fn app_secrets_reach_only_the_functions_of_their_platform() {
             "ApiRole",
             "MessengerWebhookRole",
             "AgentReplyRole",
-            // Meta's data deletion callbacks are signed with the app secret.
-            "DataDeletionRole"
+            // Meta's data deletion callbacks are signed with the app secret; both deletion
+            // functions unsubscribe Pages (appsecret_proof).
+            "DataDeletionRole",
+            "DataDeletionJobRole"
         ])
     );
     assert_eq!(

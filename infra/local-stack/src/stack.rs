@@ -15,9 +15,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use data_deletion::job::DeletionRunner;
 use data_deletion::{DeletionConfig, DeletionState};
 use ecomdrive_api::{ApiConfig, AppState};
 use ecomdrive_aws::settlement_import::{SettlementImporter, SizeLimit};
+use ecomdrive_aws::store::deletion_jobs::ObjectEraser;
 use ecomdrive_aws::{Blobs, Mailer, Queue, Store, TokenVault, s3_client};
 use ecomdrive_core::merchant::normalize_email;
 use ecomdrive_platforms::outbound::{AllowList, LoopbackPorts, OutboundHttp, Timeouts};
@@ -102,6 +104,8 @@ pub struct RunningStack {
     pub plan_poller: Poller,
     pub solicitations_poller: Poller,
     pub settlement_import_poller: Poller,
+    pub deletion: DeletionRunner,
+    pub deletions_poller: Poller,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -248,6 +252,39 @@ impl RunningStack {
                 meta: meta.clone(),
             }),
         });
+        let deletion = DeletionRunner {
+            store: store.clone(),
+            vault: vault.clone(),
+            objects: ObjectEraser::new(s3_client(sdk), resources.bucket.clone()),
+            queue: deletions_queue.clone(),
+            meta: meta.clone(),
+            meta_secrets: meta_secrets.clone(),
+            http: http.clone(),
+            budget: data_deletion::job::RUN_BUDGET,
+        };
+        let arn = |logical: &str| {
+            resources
+                .all
+                .get(&format!("{logical}.Arn"))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let deletions_poller = Poller {
+            sqs: sqs.clone(),
+            queue_url: resources.deletions_queue_url.clone(),
+            queue_arn: arn("DeletionsQueue"),
+            visibility_timeout: options.retry_after,
+            handler: {
+                let deletion = deletion.clone();
+                Arc::new(move |event| {
+                    let deletion = deletion.clone();
+                    Box::pin(async move {
+                        ecomdrive_runtime::sqs::process_batch(event, |m| deletion.handle_record(m))
+                            .await
+                    })
+                })
+            },
+        };
         let data_deletion = data_deletion::router(DeletionState {
             store: store.clone(),
             vault: vault.clone(),
@@ -332,6 +369,11 @@ impl RunningStack {
                 Router::new()
                     .route("/_local/run/settlement-import", post(run_settlement_import))
                     .with_state(settlement_import.clone()),
+            )
+            .merge(
+                Router::new()
+                    .route("/_local/run/data-deletion", post(drain))
+                    .with_state(deletions_poller.clone()),
             );
         // axum serves each connection on a task of its own: carry the log subscriber of whoever
         // started the stack into every request, so a test capturing logs sees the functions' lines.
@@ -387,13 +429,6 @@ impl RunningStack {
                 let reply = reply.clone();
                 Box::pin(async move { reply.handle_batch(event).await })
             })
-        };
-        let arn = |logical: &str| {
-            resources
-                .all
-                .get(&format!("{logical}.Arn"))
-                .cloned()
-                .unwrap_or_default()
         };
         let inbound_poller = Poller {
             sqs: sqs.clone(),
@@ -479,6 +514,7 @@ impl RunningStack {
                 &plan_poller,
                 &solicitations_poller,
                 &settlement_import_poller,
+                &deletions_poller,
             ] {
                 tasks.push(tokio::spawn(
                     poller
@@ -520,6 +556,8 @@ impl RunningStack {
             plan_poller,
             solicitations_poller,
             settlement_import_poller,
+            deletion,
+            deletions_poller: deletions_poller.clone(),
             stop,
             tasks,
         })
@@ -589,4 +627,22 @@ async fn run_settlement_import(State(import): State<SettlementImport>) -> Respon
             Problem::internal().into_response()
         }
     }
+}
+
+/// `POST /_local/run/{data-deletion|data-export}`: the queued jobs of that queue, now: receives
+/// and handles until the queue has nothing visible (at most 100 rounds), then answers how many
+/// records were handled.
+async fn drain(State(poller): State<Poller>) -> Response {
+    let mut handled = 0;
+    for _ in 0..100 {
+        match poller.poll_once(Duration::ZERO).await {
+            Ok(0) => break,
+            Ok(n) => handled += n,
+            Err(e) => {
+                tracing::error!(error = %e, "draining the queue failed");
+                return Problem::internal().into_response();
+            }
+        }
+    }
+    Json(json!({ "handled": handled })).into_response()
 }

@@ -22,8 +22,7 @@ pub enum Home {
 
 macro_rules! record_kinds {
     ($($variant:ident => $name:literal, $home:ident;)+) => {
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum RecordKind {
             $($variant,)+
         }
@@ -105,6 +104,21 @@ record_kinds! {
     DeletionLink => "deletion_link", Standalone;
     DeletionReceipt => "deletion_receipt", Standalone;
     FormRateCounter => "form_rate_counter", Standalone;
+}
+
+/// A kind reads and writes as its `kind` attribute's value.
+impl Serialize for RecordKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        RecordKind::parse(&raw)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown record kind {raw}")))
+    }
 }
 
 impl std::fmt::Display for RecordKind {
