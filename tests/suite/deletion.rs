@@ -1,1 +1,709 @@
-//! Issue 5: see the module's tests (in progress).
+//! Deletion of a merchant and of one customer (POLICY A19, E15, A11, A20), end to end: the data
+//! is built through the product's own routes and jobs, deleted through `DELETE`, and the whole
+//! table and bucket are then searched for anything left.
+//!
+//! The job runs here through `data_deletion::job::DeletionRunner` built from the stack's own
+//! resources (the local stack's poller runs the same runner from the queue).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use data_deletion::job::{DeletionRunner, RunOutcome};
+use ecomdrive_aws::store::deletion_jobs::{LEGAL_RECORDS, ObjectEraser};
+use ecomdrive_aws::store::kinds::{Home, RecordKind};
+use ecomdrive_aws::{Queue, TokenVault};
+use ecomdrive_core::data_rights::DeletionStatus;
+use ecomdrive_core::ids::{DeletionId, MerchantId};
+use ecomdrive_platforms::outbound::{AllowList, LoopbackPorts, OutboundHttp, Timeouts};
+use ecomdrive_runtime::secrets::{MetaEndpoints, SecretCache};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{self, PAGE_A, PAGE_B, Tenant, TestStack, eventually, eventually_within};
+
+type Item = std::collections::HashMap<String, AttributeValue>;
+
+/// Customers' PSIDs long enough that no other number of the table contains them.
+const GONE_PSID: &str = "7700000000008101";
+const FORGET_PSID: &str = "7700000000008301";
+
+/// The job, built from the stack's resources, deleting at most `budget` per run.
+async fn runner(s: &TestStack, budget: usize) -> DeletionRunner {
+    let sdk = support::sdk().await;
+    let r = &s.stack.resources;
+    let sandbox = s.stack.sandbox.base_url().expect("the Meta sandbox serves");
+    DeletionRunner {
+        store: s.stack.store.clone(),
+        vault: TokenVault::new(aws_sdk_kms::Client::new(&sdk), r.token_key_id.clone()),
+        objects: ObjectEraser::new(ecomdrive_aws::s3_client(&sdk), r.bucket.clone()),
+        queue: Queue::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            r.deletions_queue_url.clone(),
+        ),
+        meta: MetaEndpoints {
+            graph_base: sandbox.clone(),
+            dialog_base: sandbox,
+            version: "v23.0".into(),
+        },
+        meta_secrets: SecretCache::new(
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            r.meta_secret_id.clone(),
+        ),
+        http: OutboundHttp::new(
+            AllowList::production().with_loopback(LoopbackPorts::Any),
+            Timeouts::default(),
+        )
+        .expect("client builds"),
+        budget,
+    }
+}
+
+/// Every item of the table, raw.
+async fn whole_table(s: &TestStack) -> Vec<Item> {
+    let client = aws_sdk_dynamodb::Client::new(&support::sdk().await);
+    let mut all = Vec::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(&s.stack.resources.table)
+            .set_exclusive_start_key(start)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scan");
+        all.extend(out.items.unwrap_or_default());
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            return all;
+        }
+    }
+}
+
+/// Every key of the data bucket.
+async fn whole_bucket(s: &TestStack) -> Vec<String> {
+    let s3 = ecomdrive_aws::s3_client(&support::sdk().await);
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let out = s3
+            .list_objects_v2()
+            .bucket(&s.stack.resources.bucket)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .expect("list");
+        keys.extend(
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        token = out.next_continuation_token().map(str::to_owned);
+        if token.is_none() {
+            return keys;
+        }
+    }
+}
+
+fn text(item: &Item) -> String {
+    format!("{item:?}")
+}
+
+fn attr<'a>(item: &'a Item, name: &str) -> &'a str {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map_or("", String::as_str)
+}
+
+/// Items (as text) that mention any of `needles`.
+fn mentioning<'a>(items: &'a [Item], needles: &[String]) -> Vec<&'a Item> {
+    items
+        .iter()
+        .filter(|i| needles.iter().any(|n| text(i).contains(n.as_str())))
+        .collect()
+}
+
+fn merchant_items(items: &[Item], m: &str) -> Vec<Item> {
+    items
+        .iter()
+        .filter(|i| text(i).contains(m))
+        .cloned()
+        .collect()
+}
+
+fn mid(t: &Tenant) -> MerchantId {
+    MerchantId::parse(&t.merchant_id).expect("merchant id")
+}
+
+async fn delete(s: &TestStack, token: &str, path: &str) -> (StatusCode, Value) {
+    s.call(Method::DELETE, Some(token), path, None).await
+}
+
+/// A merchant with Messenger connected, a member and a pending invitation, a customer who wrote
+/// (with an attachment) and got a reply, Amazon connected with orders synced, review requests
+/// planned, a settlement uploaded and imported, costs, an upload slot and an export. Returns the
+/// tenant and the customer's PSID.
+async fn merchant_with_everything(s: &TestStack, owner: &str, agent: &str, psid: &str) -> Tenant {
+    let t = s.connected_merchant(owner, PAGE_A).await;
+    let m = &t.merchant_id;
+    let (status, body) = s.invite(&t, agent, "agent").await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = s.get(&s.token(agent), "/v1/me").await;
+    assert_eq!(status, StatusCode::OK, "the invitation is accepted: {body}");
+    let (status, body) = s.invite(&t, &format!("pending.{owner}"), "admin").await;
+    assert!(status.is_success(), "{body}");
+
+    // Messenger: a message, an attachment copied into the bucket, a reply sent.
+    s.customer_writes(PAGE_A, psid, "Where is my parcel?").await;
+    s.stack
+        .sandbox
+        .simulate_attachment(PAGE_A, psid, "image", b"\x89PNG fake".to_vec(), "image/png")
+        .await
+        .expect("the sandbox posts the attachment");
+    let conv = s.conversation_with(&t, psid).await;
+    let cid = conv["id"].as_str().expect("conversation id").to_owned();
+    let attachments = format!("merchants/{m}/attachments/{cid}/");
+    eventually("the attachment in the bucket", || async {
+        whole_bucket(s)
+            .await
+            .iter()
+            .any(|k| k.starts_with(&attachments))
+            .then_some(())
+    })
+    .await;
+    let (status, reply) = s
+        .post(
+            &t.token,
+            &format!("/v1/merchants/{m}/conversations/{cid}/replies"),
+            json!({"text": "It ships today", "client_id": format!("c-{psid}")}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+    eventually("the reply sent", || async {
+        s.messages(&t, &cid)
+            .await
+            .iter()
+            .any(|msg| msg["id"] == reply["id"] && msg["status"] == "sent")
+            .then_some(())
+    })
+    .await;
+
+    // Amazon: connected, orders synced, one linked to the conversation, review requests planned.
+    let connected = s.connect_amazon(&t).await;
+    assert_eq!(connected["connected"], true, "{connected}");
+    eventually_within("the first order sync", Duration::from_secs(120), || async {
+        s.stack.store.sync_state(&mid(&t)).await.expect("store")
+    })
+    .await;
+    let (status, orders) = s.get(&t.token, &format!("/v1/merchants/{m}/orders")).await;
+    assert_eq!(status, StatusCode::OK, "{orders}");
+    let order_id = orders["items"][0]["order_id"]
+        .as_str()
+        .or_else(|| orders["items"][0]["id"].as_str())
+        .expect("a synced order")
+        .to_owned();
+    let (status, body) = s
+        .post(
+            &t.token,
+            &format!("/v1/merchants/{m}/conversations/{cid}/orders"),
+            json!({"order_ref": order_id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = s
+        .call(
+            Method::PUT,
+            Some(&t.token),
+            &format!("/v1/merchants/{m}/solicitations/settings"),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = s
+        .call(
+            Method::POST,
+            None,
+            "/_local/run/solicitation-scheduler",
+            None,
+        )
+        .await;
+    assert!(status.is_success());
+    eventually_within(
+        "review requests planned",
+        Duration::from_secs(60),
+        || async {
+            let planned = s
+                .stack
+                .store
+                .all_solicitations(&mid(&t))
+                .await
+                .expect("store");
+            (!planned.is_empty()).then_some(())
+        },
+    )
+    .await;
+
+    // Settlements and costs: a file uploaded, the scheduled import, costs, an upload slot.
+    let res = s
+        .browser
+        .post(s.url(&format!("/v1/merchants/{m}/settlements")))
+        .bearer_auth(&t.token)
+        .header("content-type", "text/tab-separated-values")
+        .body(crate::settlements::small_settlement("880001"))
+        .send()
+        .await
+        .expect("upload");
+    assert!(
+        res.status().is_success(),
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    let res = s
+        .browser
+        .put(s.url(&format!("/v1/merchants/{m}/cogs")))
+        .bearer_auth(&t.token)
+        .header("content-type", "text/csv")
+        .body("sku,unit_cost,currency,effective_from\nKURTA-RED-M,400.00,INR,2026-10-01\n")
+        .send()
+        .await
+        .expect("cogs");
+    assert!(
+        res.status().is_success(),
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    let (status, body) = s
+        .post(
+            &t.token,
+            &format!("/v1/merchants/{m}/settlements/uploads"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _) = s
+        .call(Method::POST, None, "/_local/run/settlement-import", None)
+        .await;
+    assert!(status.is_success());
+    eventually_within(
+        "the scheduled settlement import",
+        Duration::from_secs(60),
+        || async {
+            s.stack
+                .store
+                .settlement_import_state(&mid(&t))
+                .await
+                .expect("store")
+        },
+    )
+    .await;
+
+    // An export, when the export API is there.
+    let (status, body) = s
+        .post(
+            &t.token,
+            &format!("/v1/merchants/{m}/exports"),
+            json!({"format": "json"}),
+        )
+        .await;
+    assert!(
+        status == StatusCode::ACCEPTED || status == StatusCode::NOT_FOUND,
+        "{status} {body}"
+    );
+    t
+}
+
+/// The kinds of the merchant's partition.
+fn kinds_of(items: &[Item], m: &str) -> BTreeSet<String> {
+    items
+        .iter()
+        .filter(|i| attr(i, "PK") == format!("MERCHANT#{m}"))
+        .map(|i| attr(i, "kind").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_a19_merchant_deletion_leaves_nothing_but_the_receipt() {
+    let s = support::stack().await;
+    let a =
+        merchant_with_everything(&s, "owner@gone.example", "agent@gone.example", GONE_PSID).await;
+    // The other merchant: its own Page, customer and member.
+    let b = s.connected_merchant("owner@stays.example", PAGE_B).await;
+    s.customer_writes(PAGE_B, "8201", "hello B").await;
+    s.conversation_with(&b, "8201").await;
+
+    let before = whole_table(&s).await;
+    let kinds = kinds_of(&before, &a.merchant_id);
+    let missing: Vec<&str> = RecordKind::ALL
+        .iter()
+        .filter(|k| k.home() == Home::Merchant)
+        .map(|k| k.as_str())
+        .filter(|k| !kinds.contains(*k))
+        .collect();
+    // An export record exists only once the export API is routed.
+    let not_yet: &[&str] = &["export_job"];
+    assert!(
+        missing.iter().all(|k| not_yet.contains(k)),
+        "every record kind must be present before the deletion; missing: {missing:?}"
+    );
+    let b_before = merchant_items(&before, &b.merchant_id).len();
+    // What only A had: its Page, its customer, its members (ids as the table holds them).
+    let only_a: Vec<String> = before
+        .iter()
+        .filter(|i| attr(i, "PK") == format!("MERCHANT#{}", a.merchant_id))
+        .filter_map(|i| {
+            let sk = attr(i, "SK");
+            sk.strip_prefix("MEMBER#")
+                .or_else(|| sk.strip_prefix("CUSTOMER#"))
+                .map(str::to_owned)
+        })
+        .chain([GONE_PSID.to_owned()])
+        .collect();
+    assert!(only_a.len() >= 4, "{only_a:?}");
+
+    // The agent and the admin cannot delete the merchant.
+    let m = &a.merchant_id;
+    let (status, _) = delete(
+        &s,
+        &s.token("agent@gone.example"),
+        &format!("/v1/merchants/{m}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, body) = delete(&s, &a.token, &format!("/v1/merchants/{m}")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let code = body["confirmation_code"].as_str().expect("code").to_owned();
+    assert_eq!(body["status"], "pending");
+    assert!(
+        body["status_url"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with(&format!("/data-deletion/status/{code}")),
+        "{body}"
+    );
+    assert!(body["due_by"].is_string());
+
+    // Idempotent: asked again, the same deletion.
+    let (status, again) = delete(&s, &a.token, &format!("/v1/merchants/{m}")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    assert_eq!(again["confirmation_code"], code.as_str());
+
+    // POLICY A11: the tokens are gone at once, before the job ran; the Page was unsubscribed.
+    let now = whole_table(&s).await;
+    let tokens: Vec<&Item> = now
+        .iter()
+        .filter(|i| text(i).contains(m.as_str()))
+        .filter(|i| {
+            [
+                "token_ciphertext",
+                "user_token_ciphertext",
+                "refresh_token_ciphertext",
+            ]
+            .iter()
+            .any(|t| i.contains_key(*t))
+        })
+        .collect();
+    assert!(tokens.is_empty(), "tokens left: {tokens:?}");
+    assert_eq!(
+        s.stack.sandbox.subscribed_fields(PAGE_A),
+        None,
+        "Page A unsubscribed"
+    );
+    assert!(
+        s.stack.sandbox.subscribed_fields(PAGE_B).is_some(),
+        "Page B untouched"
+    );
+
+    // From the request on, the merchant's routes answer 410 Gone.
+    for path in [
+        format!("/v1/merchants/{m}"),
+        format!("/v1/merchants/{m}/conversations"),
+        format!("/v1/merchants/{m}/orders"),
+    ] {
+        let (status, body) = s.get(&a.token, &path).await;
+        assert_eq!(status, StatusCode::GONE, "{path}: {body}");
+        assert!(
+            body["type"].as_str().unwrap_or("").ends_with("gone"),
+            "{body}"
+        );
+    }
+
+    let id = DeletionId::parse(&code).expect("a deletion id");
+    let outcome = runner(&s, 100_000)
+        .await
+        .run(&id, 100_000)
+        .await
+        .expect("the job runs");
+    let RunOutcome::Done { counts } = outcome else {
+        panic!("not done: {outcome:?}")
+    };
+    assert!(
+        counts["message"] >= 2 && counts["object"] >= 1,
+        "{counts:?}"
+    );
+
+    // Nothing of A is left but its receipt and tombstone, and nothing A alone had.
+    let after = whole_table(&s).await;
+    let left: Vec<&Item> = mentioning(&after, std::slice::from_ref(m))
+        .into_iter()
+        .filter(|i| attr(i, "kind") != "merchant_deleted_index")
+        .collect();
+    assert!(left.is_empty(), "left of the merchant: {left:#?}");
+    let left: Vec<&Item> = mentioning(&after, &only_a);
+    assert!(left.is_empty(), "left of what only it had: {left:#?}");
+    // Its Page no longer routes to anyone (B's authorization may still list the Page by name:
+    // the sandbox's test user manages both Pages).
+    assert!(
+        !after
+            .iter()
+            .any(|i| attr(i, "PK") == format!("PAGE#{PAGE_A}")),
+        "the Page's routing is gone"
+    );
+    let objects: Vec<String> = whole_bucket(&s)
+        .await
+        .into_iter()
+        .filter(|k| k.contains(m.as_str()))
+        .collect();
+    assert!(objects.is_empty(), "{objects:?}");
+    assert!(
+        LEGAL_RECORDS.is_empty(),
+        "nothing of a merchant is kept today"
+    );
+
+    // The receipt is the proof, without personal data.
+    let receipt = s.stack.store.deletion(&id).await.unwrap().expect("receipt");
+    assert_eq!(receipt.status, DeletionStatus::Done);
+    assert!(receipt.subject.is_none() && receipt.completed_at.is_some());
+    assert_eq!(receipt.subject_kind, "merchant");
+    // Still 410 Gone, also for the former owner whose membership is gone.
+    let (status, _) = s.get(&a.token, &format!("/v1/merchants/{m}")).await;
+    assert_eq!(status, StatusCode::GONE);
+    // Another run of the same message does nothing.
+    assert_eq!(
+        runner(&s, 10).await.run(&id, 10).await.unwrap(),
+        RunOutcome::AlreadyDone
+    );
+
+    // The other merchant is untouched.
+    assert_eq!(merchant_items(&after, &b.merchant_id).len(), b_before);
+    let (status, _) = s
+        .get(&b.token, &format!("/v1/merchants/{}", b.merchant_id))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_e15_customer_deletion_removes_the_customer_everywhere() {
+    let s = support::stack().await;
+    let t = s.connected_merchant("owner@forget.example", PAGE_A).await;
+    let m = t.merchant_id.clone();
+    s.customer_writes(PAGE_A, FORGET_PSID, "please forget me")
+        .await;
+    s.stack
+        .sandbox
+        .simulate_attachment(
+            PAGE_A,
+            FORGET_PSID,
+            "file",
+            b"my invoice".to_vec(),
+            "application/pdf",
+        )
+        .await
+        .expect("attachment");
+    s.customer_writes(PAGE_A, "8302", "I stay").await;
+    let gone = s.conversation_with(&t, FORGET_PSID).await;
+    let stays = s.conversation_with(&t, "8302").await;
+    let cid = gone["id"].as_str().unwrap().to_owned();
+    let customer = gone["customer"]["id"].as_str().unwrap().to_owned();
+    eventually("the attachment in the bucket", || async {
+        whole_bucket(&s)
+            .await
+            .iter()
+            .any(|k| k.contains(&cid))
+            .then_some(())
+    })
+    .await;
+    let (status, reply) = s
+        .post(
+            &t.token,
+            &format!("/v1/merchants/{m}/conversations/{cid}/replies"),
+            json!({"text": "Will do", "client_id": "forget-1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+    let (status, body) = s
+        .post(
+            &t.token,
+            &format!("/v1/merchants/{m}/conversations/{cid}/orders"),
+            json!({"order_ref": "171-1234567-7654321"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eventually("the reply sent", || async {
+        s.messages(&t, &cid)
+            .await
+            .iter()
+            .any(|msg| msg["id"] == reply["id"] && msg["status"] == "sent")
+            .then_some(())
+    })
+    .await;
+    let message_ids: Vec<String> = s
+        .messages(&t, &cid)
+        .await
+        .iter()
+        .filter_map(|msg| msg["id"].as_str().map(str::to_owned))
+        .collect();
+    let needles: Vec<String> = [customer.clone(), cid.clone(), FORGET_PSID.to_owned()]
+        .into_iter()
+        .chain(message_ids)
+        .collect();
+    let before = whole_table(&s).await;
+    assert!(!mentioning(&before, &needles).is_empty());
+    let stays_id = stays["customer"]["id"].as_str().unwrap().to_owned();
+    let others_before = mentioning(&before, std::slice::from_ref(&stays_id)).len();
+
+    // Agents may not; an unknown customer is a 404 and queues nothing.
+    s.invite(&t, "agent@forget.example", "agent").await;
+    let agent = s.token("agent@forget.example");
+    s.get(&agent, "/v1/me").await;
+    let path = format!("/v1/merchants/{m}/customers/{customer}");
+    assert_eq!(delete(&s, &agent, &path).await.0, StatusCode::FORBIDDEN);
+    let unknown = format!("/v1/merchants/{m}/customers/cus_0000000000000000000000000");
+    assert_eq!(
+        delete(&s, &t.token, &unknown).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    let (status, body) = delete(&s, &t.token, &path).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = DeletionId::parse(body["confirmation_code"].as_str().unwrap()).unwrap();
+    let outcome = runner(&s, 10_000).await.run(&id, 10_000).await.unwrap();
+    assert!(matches!(outcome, RunOutcome::Done { .. }), "{outcome:?}");
+
+    let after = whole_table(&s).await;
+    let left = mentioning(&after, &needles);
+    assert!(left.is_empty(), "left of the customer: {left:#?}");
+    let objects: Vec<String> = whole_bucket(&s)
+        .await
+        .into_iter()
+        .filter(|k| k.contains(&cid))
+        .collect();
+    assert!(objects.is_empty(), "{objects:?}");
+    assert_eq!(
+        mentioning(&after, std::slice::from_ref(&stays_id)).len(),
+        others_before,
+        "the other customer is untouched"
+    );
+    let (status, _) = s.get(&t.token, &path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The merchant goes on: the action is in its audit log, naming the deletion only.
+    let (status, audit) = s.get(&t.token, &format!("/v1/merchants/{m}/audit")).await;
+    assert_eq!(status, StatusCode::OK, "{audit}");
+    assert!(audit.to_string().contains("customer.delete"), "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_a19_a_deletion_stopped_half_way_finishes_on_the_next_run() {
+    let s = support::stack().await;
+    let t = s.connected_merchant("owner@halfway.example", PAGE_A).await;
+    for i in 0..6 {
+        s.customer_writes(PAGE_A, &format!("77000000000084{i:02}"), "hello")
+            .await;
+    }
+    eventually("six conversations", || async {
+        (s.conversations(&t).await.len() == 6).then_some(())
+    })
+    .await;
+    let m = t.merchant_id.clone();
+    let (status, body) = delete(&s, &t.token, &format!("/v1/merchants/{m}")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = DeletionId::parse(body["confirmation_code"].as_str().unwrap()).unwrap();
+
+    // Killed after 5 deletions: some data left, the receipt running.
+    let job = runner(&s, 5).await;
+    let first = job.run(&id, 5).await.unwrap();
+    assert!(matches!(first, RunOutcome::Unfinished { .. }), "{first:?}");
+    let receipt = s.stack.store.deletion(&id).await.unwrap().unwrap();
+    assert_eq!(receipt.status, DeletionStatus::Running);
+    assert!(receipt.subject.is_some());
+    let left = merchant_items(&whole_table(&s).await, &m)
+        .into_iter()
+        .filter(|i| {
+            attr(i, "kind") != "merchant_deleted_index" && attr(i, "kind") != "deletion_receipt"
+        })
+        .count();
+    assert!(left > 0, "some data is left after a stopped run");
+
+    // The next run finishes it; the counts add up across runs.
+    let second = job.run(&id, 100_000).await.unwrap();
+    assert!(matches!(second, RunOutcome::Done { .. }), "{second:?}");
+    let after = whole_table(&s).await;
+    let left: Vec<Item> = merchant_items(&after, &m)
+        .into_iter()
+        .filter(|i| attr(i, "kind") != "merchant_deleted_index")
+        .collect();
+    assert!(left.is_empty(), "{left:#?}");
+    let receipt = s.stack.store.deletion(&id).await.unwrap().unwrap();
+    assert_eq!(receipt.status, DeletionStatus::Done);
+    assert_eq!(
+        receipt.counts.get("conversation"),
+        Some(&6),
+        "{:?}",
+        receipt.counts
+    );
+    assert_eq!(
+        receipt.counts.get("customer"),
+        Some(&6),
+        "{:?}",
+        receipt.counts
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_a14_only_an_owner_deletes_a_merchant_and_owners_or_admins_a_customer() {
+    let s = support::stack().await;
+    let t = s
+        .connected_merchant("owner@roles-del.example", PAGE_A)
+        .await;
+    let m = t.merchant_id.clone();
+    for (email, role) in [
+        ("admin@roles-del.example", "admin"),
+        ("agent@roles-del.example", "agent"),
+    ] {
+        let (status, body) = s.invite(&t, email, role).await;
+        assert!(status.is_success(), "{body}");
+        s.get(&s.token(email), "/v1/me").await;
+    }
+    let admin = s.token("admin@roles-del.example");
+    let agent = s.token("agent@roles-del.example");
+    let stranger = s.token("stranger@roles-del.example");
+    let merchant = format!("/v1/merchants/{m}");
+    assert_eq!(delete(&s, &agent, &merchant).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(delete(&s, &admin, &merchant).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        delete(&s, &stranger, &merchant).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    s.customer_writes(PAGE_A, "8501", "hi").await;
+    let conv = s.conversation_with(&t, "8501").await;
+    let customer = format!(
+        "/v1/merchants/{m}/customers/{}",
+        conv["customer"]["id"].as_str().unwrap()
+    );
+    assert_eq!(delete(&s, &agent, &customer).await.0, StatusCode::FORBIDDEN);
+    let (status, body) = delete(&s, &admin, &customer).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["status"], "pending");
+
+    let (status, first) = delete(&s, &t.token, &merchant).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let (status, second) = delete(&s, &t.token, &merchant).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{second}");
+    assert_eq!(first["confirmation_code"], second["confirmation_code"]);
+    // Every member, and every route, gets 410 from now on; the admin still may not delete.
+    assert_eq!(s.get(&agent, &merchant).await.0, StatusCode::GONE);
+    assert_eq!(delete(&s, &admin, &merchant).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(delete(&s, &admin, &customer).await.0, StatusCode::GONE);
+}

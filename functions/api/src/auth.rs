@@ -2,18 +2,26 @@
 //!
 //! The API validates the bearer token itself (signature, issuer, expiry, `token_use`, client) so
 //! the same code is safe with or without API Gateway's authorizer in front of it.
+//!
+//! A merchant whose deletion was asked for answers 410 Gone on every route under it, from the
+//! request on and for good (its tombstone outlives its data). The membership and the tombstone are
+//! read in one round trip ([`ecomdrive_aws::Store::membership_and_deletion`]). A non-member gets
+//! 410 too for a deleted merchant: merchant ids are random, and "this id was deleted" is all it
+//! says.
 
 use crate::AppState;
 use crate::error::ApiError;
 use axum::extract::{FromRequestParts, Path};
+use axum::response::{IntoResponse, Response};
 use ecomdrive_aws::store::audit::Actor;
 use ecomdrive_aws::store::members::{Membership, User};
-use ecomdrive_core::ids::{MerchantId, UserId};
+use ecomdrive_core::ids::{DeletionId, MerchantId, UserId};
 use ecomdrive_core::merchant::normalize_email;
 use ecomdrive_core::role::{Action, Role, allows};
 use ecomdrive_runtime::RuntimeError;
 use ecomdrive_runtime::auth::bearer_from_headers;
 use ecomdrive_runtime::client::ClientInfo;
+use ecomdrive_runtime::problem::Problem;
 use http::request::Parts;
 use std::collections::HashMap;
 
@@ -97,7 +105,70 @@ impl Member {
     }
 }
 
+/// Why a request under a merchant was refused before its handler ran.
+#[derive(Debug)]
+pub enum MemberRejection {
+    Api(ApiError),
+    /// The merchant was deleted, or is being deleted: 410 Gone.
+    Gone,
+}
+
+impl From<ApiError> for MemberRejection {
+    fn from(e: ApiError) -> Self {
+        MemberRejection::Api(e)
+    }
+}
+
+impl From<ecomdrive_aws::AwsError> for MemberRejection {
+    fn from(e: ecomdrive_aws::AwsError) -> Self {
+        MemberRejection::Api(e.into())
+    }
+}
+
+impl IntoResponse for MemberRejection {
+    fn into_response(self) -> Response {
+        match self {
+            MemberRejection::Api(e) => e.into_response(),
+            MemberRejection::Gone => {
+                Problem::gone("this merchant was deleted at its owner's request").into_response()
+            }
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Member {
+    type Rejection = MemberRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, MemberRejection> {
+        let access = MerchantAccess::from_request_parts(parts, state).await?;
+        match access {
+            MerchantAccess {
+                deletion: Some(_), ..
+            } => Err(MemberRejection::Gone),
+            MerchantAccess {
+                member: Some(member),
+                ..
+            } => Ok(member),
+            MerchantAccess { member: None, .. } => Err(ApiError::NotFound.into()),
+        }
+    }
+}
+
+/// The caller and the merchant named in the path, deleted or not. Only the deletion route takes
+/// it, so that a repeated DELETE answers with the deletion already under way; every other route
+/// takes [`Member`]. Neither a membership nor a deletion: 404.
+#[derive(Clone, Debug)]
+pub struct MerchantAccess {
+    /// The caller's membership, while the merchant's data still holds it.
+    pub member: Option<Member>,
+    /// The merchant's deletion, once asked for.
+    pub deletion: Option<DeletionId>,
+}
+
+impl FromRequestParts<AppState> for MerchantAccess {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -109,16 +180,22 @@ impl FromRequestParts<AppState> for Member {
             .get("merchant_id")
             .and_then(|m| MerchantId::parse(m))
             .ok_or(ApiError::NotFound)?;
-        let membership: Membership = state
+        let (membership, deletion): (Option<Membership>, Option<DeletionId>) = state
             .store
-            .membership(&merchant, &user.id)
-            .await?
-            .ok_or(ApiError::NotFound)?;
-        Ok(Member {
-            user,
-            merchant,
-            role: membership.role,
-            client: ClientInfo::from_parts(parts),
+            .membership_and_deletion(&merchant, &user.id)
+            .await?;
+        if membership.is_none() && deletion.is_none() {
+            return Err(ApiError::NotFound);
+        }
+        let client = ClientInfo::from_parts(parts);
+        Ok(MerchantAccess {
+            member: membership.map(|ms| Member {
+                user,
+                merchant,
+                role: ms.role,
+                client,
+            }),
+            deletion,
         })
     }
 }

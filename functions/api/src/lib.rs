@@ -19,7 +19,7 @@ use ecomdrive_runtime::amazon::AmazonApi;
 use ecomdrive_runtime::auth::JwtVerifier;
 use ecomdrive_runtime::problem::Problem;
 use ecomdrive_runtime::secrets::{MetaAppSecrets, MetaEndpoints, SecretCache};
-use routes::{amazon, inbox, merchants, messenger, orders, settlements};
+use routes::{amazon, deletion, inbox, merchants, messenger, orders, settlements};
 use std::sync::Arc;
 use time::OffsetDateTime;
 use utoipa::OpenApi;
@@ -123,6 +123,8 @@ pub struct AppState {
         settlements::pnl_by_sku,
         settlements::pnl_by_order,
         settlements::reconciliation,
+        deletion::delete_merchant,
+        deletion::delete_customer,
     )
 )]
 pub struct ApiDoc;
@@ -136,7 +138,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/merchants/{merchant_id}",
-            get(merchants::get_merchant).patch(merchants::update_merchant),
+            get(merchants::get_merchant)
+                .patch(merchants::update_merchant)
+                .delete(deletion::delete_merchant),
         )
         .route(
             "/merchants/{merchant_id}/members",
@@ -185,7 +189,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/merchants/{merchant_id}/customers/{customer_id}",
-            get(inbox::get_customer).patch(inbox::update_customer),
+            get(inbox::get_customer)
+                .patch(inbox::update_customer)
+                .delete(deletion::delete_customer),
         )
         .route(
             "/merchants/{merchant_id}/integrations/amazon",

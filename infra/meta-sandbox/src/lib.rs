@@ -11,9 +11,11 @@
 //! - `send.rs`: the Send API with Meta's window rules, then the echo webhook;
 //! - [`payloads`]: pure builders of webhook bodies; `webhooks.rs`: [`sign`] and posting;
 //! - `simulator.rs`: a customer writing, reacting, reading (signed webhook POSTs);
+//! - `callbacks.rs`: [`signed_request`] and Meta's data deletion and deauthorize callbacks;
 //! - [`local_routes`]: the `/_local/...` routes the local stack mounts on its main port;
 //! - `record.rs`: what was called and sent.
 
+mod callbacks;
 mod error;
 mod graph;
 mod ids;
@@ -26,6 +28,9 @@ mod send;
 mod simulator;
 mod webhooks;
 
+pub use callbacks::{
+    CallbackAnswer, DATA_DELETION_PATH, DEAUTHORIZE_PATH, sign_payload, signed_request,
+};
 pub use error::{GraphError, SandboxError};
 pub use local_routes::local_routes;
 pub use record::{GraphCall, SentMessage, WebhookDelivery};

@@ -15,7 +15,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// The header Meta signs webhook deliveries with.
 pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
 
-fn mac(key: &[u8]) -> HmacSha256 {
+pub(crate) fn mac(key: &[u8]) -> HmacSha256 {
     // HMAC takes a key of any length, so this cannot fail.
     match HmacSha256::new_from_slice(key) {
         Ok(mac) => mac,

@@ -1,10 +1,12 @@
-//! Objects in the private data bucket (attachments now, exports later). Every key starts with
-//! `merchants/<merchant_id>/`, so a merchant's objects can be listed and deleted together.
+//! Objects in the private data bucket. A merchant's own objects (attachments, settlement files)
+//! are under `merchants/<merchant_id>/`, so they can be listed and deleted together; exports are
+//! under `exports/<merchant_id>/` instead, so one bucket lifecycle rule on the prefix `exports/`
+//! expires every export file after days.
 
 use crate::AwsError;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use ecomdrive_core::ids::MerchantId;
+use ecomdrive_core::ids::{ExportId, MerchantId};
 
 #[derive(Clone)]
 pub struct Blobs {
@@ -14,6 +16,19 @@ pub struct Blobs {
 
 pub fn merchant_key(m: &MerchantId, rest: &str) -> String {
     format!("merchants/{m}/{rest}")
+}
+
+/// Where every export file lives: the bucket's lifecycle rule expires objects under it.
+pub const EXPORTS_PREFIX: &str = "exports/";
+
+/// The prefix of a merchant's export files (a merchant's deletion removes them too).
+pub fn exports_prefix(m: &MerchantId) -> String {
+    format!("{EXPORTS_PREFIX}{m}/")
+}
+
+/// The zip of one export.
+pub fn export_key(m: &MerchantId, export: &ExportId) -> String {
+    format!("{}{export}.zip", exports_prefix(m))
 }
 
 impl Blobs {
@@ -138,6 +153,25 @@ impl Blobs {
         Ok(())
     }
 
+    /// A URL the merchant's browser can GET one object from, until it expires (a download).
+    pub async fn presigned_get(
+        &self,
+        key: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<String, AwsError> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
+            .map_err(|e| AwsError::Blob(e.to_string()))?;
+        let request = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| AwsError::Blob(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+        Ok(request.uri().to_owned())
+    }
+
     /// A URL the merchant's browser can PUT one object to, until it expires.
     pub async fn presigned_put(
         &self,
@@ -157,5 +191,20 @@ impl Blobs {
             .await
             .map_err(|e| AwsError::Blob(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
         Ok(request.uri().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_files_live_under_the_expiring_prefix_apart_from_the_merchants_objects() {
+        let m = MerchantId::parse("mer_01jd0000000000000000000000").unwrap();
+        let e = ExportId::parse("exp_01jd0000000000000000000001").unwrap();
+        let key = export_key(&m, &e);
+        assert_eq!(key, format!("exports/{m}/{e}.zip"));
+        assert!(key.starts_with(EXPORTS_PREFIX) && key.starts_with(&exports_prefix(&m)));
+        assert!(!key.starts_with(&merchant_key(&m, "")));
     }
 }

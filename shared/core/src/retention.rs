@@ -40,6 +40,18 @@ impl Period {
     pub fn is_over(self, start: OffsetDateTime, now: OffsetDateTime) -> bool {
         now >= self.end(start)
     }
+
+    /// A bound for range queries: every start whose period is over at `now` is at or before it.
+    /// Exact for days; for years up to a day late (a period from 29 February ends on the 28th),
+    /// so the caller still checks each candidate with [`Period::is_over`].
+    pub fn latest_over_start(self, now: OffsetDateTime) -> OffsetDateTime {
+        match self {
+            Period::Days(days) => now - Duration::days(days),
+            Period::Years(years) => {
+                now.replace_date(years_after(now.date(), -years)) + Duration::days(1)
+            }
+        }
+    }
 }
 
 /// The same day `years` later; 29 February becomes 28 February in a year without one.
@@ -62,6 +74,34 @@ pub fn anonymised_ip(ip: &str) -> Option<String> {
             let s = v6.segments();
             Some(std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0).to_string())
         }
+    }
+}
+
+/// What the sweeper does to the IP address and user agent of an audit or usage record
+/// (POLICY A5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IpRetention {
+    /// Within [`IP_ADDRESS`], already done, or nothing to anonymise.
+    Keep,
+    /// Keep only the network (`None`: not an address, so it is dropped) and drop the user agent:
+    /// a full user agent beside a /24 network would still single out a device.
+    Anonymise { network: Option<String> },
+}
+
+/// The A5 rule for one record made at `at`: from [`IP_ADDRESS`] after it, the IP address keeps
+/// only its network and the user agent goes; once done (`anonymised`), nothing more happens.
+pub fn ip_retention(
+    at: OffsetDateTime,
+    now: OffsetDateTime,
+    ip: Option<&str>,
+    user_agent: Option<&str>,
+    anonymised: bool,
+) -> IpRetention {
+    if anonymised || (ip.is_none() && user_agent.is_none()) || !IP_ADDRESS.is_over(at, now) {
+        return IpRetention::Keep;
+    }
+    IpRetention::Anonymise {
+        network: ip.and_then(anonymised_ip),
     }
 }
 
@@ -108,6 +148,67 @@ mod tests {
             Period::Years(4).end(leap_day),
             datetime!(2032-02-29 12:00:00 UTC)
         );
+    }
+
+    const SECOND: Duration = Duration::seconds(1);
+
+    #[test]
+    fn policy_a5_an_ip_address_is_kept_whole_until_the_90th_day() {
+        let at = datetime!(2026-03-10 08:30:00 UTC);
+        let end = datetime!(2026-06-08 08:30:00 UTC);
+        let ua = Some("Mozilla/5.0");
+        let rule = |now, ip, ua, done| ip_retention(at, now, ip, ua, done);
+        assert_eq!(
+            rule(end - SECOND, Some("127.0.0.1"), ua, false),
+            IpRetention::Keep
+        );
+        assert_eq!(
+            rule(end, Some("127.0.0.1"), ua, false),
+            IpRetention::Anonymise {
+                network: Some("127.0.0.0".into())
+            }
+        );
+        // Not an address: dropped, not kept.
+        assert_eq!(
+            rule(end, Some("unknown"), None, false),
+            IpRetention::Anonymise { network: None }
+        );
+        // A user agent alone is usage data too.
+        assert_eq!(
+            rule(end, None, ua, false),
+            IpRetention::Anonymise { network: None }
+        );
+        // Done once; a job's record (no address, no agent) has nothing to do.
+        assert_eq!(rule(end, Some("127.0.0.0"), None, true), IpRetention::Keep);
+        assert_eq!(rule(end, None, None, false), IpRetention::Keep);
+    }
+
+    #[test]
+    fn the_latest_over_start_bounds_every_start_whose_period_is_over() {
+        let now = datetime!(2030-02-28 12:00:00 UTC);
+        for period in [
+            CLOSED_MERCHANT,
+            IP_ADDRESS,
+            COMMUNICATION_RECORDS,
+            PAYMENT_RECORDS,
+        ] {
+            let bound = period.latest_over_start(now);
+            // Every start over at `now` is at or before the bound...
+            let mut start = bound + Duration::days(3);
+            while start > bound {
+                assert!(!period.is_over(start, now), "{period:?} from {start}");
+                start -= Duration::hours(1);
+            }
+            // ...and the bound is at most a day past the last one that is over.
+            assert!(period.is_over(bound - Duration::days(1), now), "{period:?}");
+        }
+        assert_eq!(
+            IP_ADDRESS.latest_over_start(now),
+            datetime!(2029-11-30 12:00:00 UTC)
+        );
+        // Two years from the leap day end on 28 February 2030: the bound covers it.
+        assert!(COMMUNICATION_RECORDS.is_over(datetime!(2028-02-29 12:00:00 UTC), now));
+        assert!(COMMUNICATION_RECORDS.latest_over_start(now) >= datetime!(2028-02-29 12:00:00 UTC));
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub enum Action {
     WorkConversations,
     SendReplies,
     WorkCustomers,
+    /// Deleting one customer's data on their request (POLICY E15, A19): owners and admins.
+    DeleteCustomer,
     ReadOrders,
     /// Review-request settings and the do-not-solicit marks of orders.
     ManageSolicitations,
@@ -53,6 +55,8 @@ pub enum Action {
     ReadFinance,
     /// Uploading settlements and costs of goods (POLICY A3).
     ManageFinance,
+    /// A copy of everything the merchant holds, as a download (POLICY A19).
+    ExportData,
 }
 
 /// `owner` can do everything; `admin` everything but deleting the merchant and changing owners;
@@ -79,6 +83,8 @@ mod tests {
         assert!(!allows(Role::Admin, Action::ChangeOwners));
         assert!(allows(Role::Admin, Action::ManageMembers));
         assert!(allows(Role::Owner, Action::DeleteMerchant));
+        assert!(allows(Role::Owner, Action::DeleteCustomer));
+        assert!(allows(Role::Admin, Action::DeleteCustomer));
     }
 
     #[test]
@@ -89,7 +95,11 @@ mod tests {
         assert!(!allows(Role::Agent, Action::ManageMembers));
         assert!(!allows(Role::Agent, Action::ReadAudit));
         assert!(!allows(Role::Agent, Action::ManageSolicitations));
+        assert!(!allows(Role::Agent, Action::DeleteCustomer));
+        assert!(!allows(Role::Agent, Action::DeleteMerchant));
         assert!(allows(Role::Admin, Action::ManageSolicitations));
+        assert!(!allows(Role::Agent, Action::ExportData));
+        assert!(allows(Role::Admin, Action::ExportData));
     }
 
     #[test]

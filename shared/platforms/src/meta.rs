@@ -13,11 +13,15 @@
 
 use std::fmt;
 
+use base64::Engine;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use ecomdrive_core::Secret;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sha2::Sha256;
+use time::OffsetDateTime;
 use url::Url;
 
 use crate::error::PlatformError;
@@ -256,6 +260,26 @@ impl MetaClient {
         Ok(answer.access_token)
     }
 
+    /// The Facebook user behind a user token: their app-scoped id and name (`GET /me`). Meta's
+    /// data deletion and deauthorize callbacks name the user by this id, so the OAuth callback
+    /// keeps it with the authorization.
+    pub async fn me(&self, user_token: &Secret) -> Result<FacebookUser, PlatformError> {
+        let url = self.graph_url(&["me"]);
+        let proof = self.proof(user_token);
+        let request = self.http.get(url.as_str())?.query(&[
+            ("fields", "id,name"),
+            ("access_token", user_token.expose()),
+            ("appsecret_proof", proof.as_str()),
+        ]);
+        let user: FacebookUser = self.call(request, &[user_token.expose()]).await?;
+        if !is_app_scoped_id(&user.id) {
+            return Err(PlatformError::Decode(
+                "Meta answered /me with an id that is not an app-scoped user id".into(),
+            ));
+        }
+        Ok(user)
+    }
+
     /// The Pages the user manages, with their Page tokens, following Meta's cursors to the end.
     ///
     /// A Page listed without an `access_token` (the user has no task on it that allows one) cannot
@@ -423,6 +447,122 @@ impl MetaClient {
             ))
         })
     }
+}
+
+/// The Facebook user a user token belongs to, as `GET /me?fields=id,name` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct FacebookUser {
+    /// The app-scoped user id (digits at Meta).
+    pub id: String,
+    /// The user's name; empty if Meta leaves it out.
+    #[serde(default)]
+    pub name: String,
+}
+
+// ---- signed_request ---------------------------------------------------------------------------
+//
+// Meta's data deletion and deauthorize callbacks POST `signed_request=<sig>.<payload>`: both parts
+// base64url, the signature an HMAC-SHA256 of the *still-encoded* payload keyed with the app secret,
+// the payload JSON `{"algorithm": "HMAC-SHA256", "issued_at": ..., "user_id": "<app-scoped id>"}`
+// ("Data Deletion Request Callback", "Deauthorize Callback"). Meta's own sample decodes with or
+// without `=` padding, so both are accepted.
+
+/// The largest `signed_request` read. Meta's are a few hundred bytes; anything near this limit is
+/// not from Meta, and is refused before any decoding or hashing.
+pub const MAX_SIGNED_REQUEST_BYTES: usize = 8 * 1024;
+
+/// How far in the future `issued_at` may be: clocks drift, but a request "issued" later than
+/// this was not made by Meta now.
+pub const SIGNED_REQUEST_MAX_CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
+
+/// base64url, padding optional (Meta sends none; its sample accepts both).
+const BASE64URL_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// What a verified `signed_request` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRequest {
+    /// The app-scoped id of the Facebook user who removed the app or asked for deletion.
+    pub user_id: String,
+    pub issued_at: OffsetDateTime,
+}
+
+#[derive(Deserialize)]
+struct SignedRequestClaims {
+    algorithm: String,
+    /// Meta sends a string; a number is read too (older samples show one).
+    user_id: serde_json::Value,
+    issued_at: i64,
+}
+
+/// Verifies and reads Meta's `signed_request` at the current time. See
+/// [`parse_signed_request_at`].
+pub fn parse_signed_request(
+    raw: &str,
+    app_secret: &Secret,
+) -> Result<SignedRequest, PlatformError> {
+    parse_signed_request_at(raw, app_secret, OffsetDateTime::now_utc())
+}
+
+/// Verifies and reads Meta's `signed_request`: the signature first (in constant time, over the
+/// payload exactly as sent), so nothing unauthenticated is decoded; then the algorithm, the
+/// app-scoped user id and `issued_at` (not later than `now` plus
+/// [`SIGNED_REQUEST_MAX_CLOCK_SKEW`]). Every refusal is [`PlatformError::InvalidInput`] naming
+/// what was wrong, never quoting the input or the secret.
+pub fn parse_signed_request_at(
+    raw: &str,
+    app_secret: &Secret,
+    now: OffsetDateTime,
+) -> Result<SignedRequest, PlatformError> {
+    let refuse = |why: &str| PlatformError::InvalidInput(format!("signed_request: {why}"));
+    if raw.len() > MAX_SIGNED_REQUEST_BYTES {
+        return Err(refuse("longer than Meta ever sends"));
+    }
+    let (encoded_signature, payload) = raw
+        .split_once('.')
+        .filter(|(sig, payload)| !sig.is_empty() && !payload.is_empty())
+        .ok_or_else(|| refuse("not of the form <signature>.<payload>"))?;
+    let signature = BASE64URL_ANY_PADDING
+        .decode(encoded_signature)
+        .map_err(|_| refuse("the signature is not base64url"))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(app_secret.expose().as_bytes())
+        .expect("HMAC-SHA256 accepts keys of any length");
+    mac.update(payload.as_bytes());
+    // `verify_slice` compares in constant time (`subtle`) and refuses a tag of another length.
+    mac.verify_slice(&signature)
+        .map_err(|_| refuse("the signature does not match"))?;
+
+    let json = BASE64URL_ANY_PADDING
+        .decode(payload)
+        .map_err(|_| refuse("the payload is not base64url"))?;
+    let claims: SignedRequestClaims = serde_json::from_slice(&json)
+        .map_err(|_| refuse("the payload lacks algorithm, user_id or issued_at"))?;
+    // Meta writes `HMAC-SHA256`; the comparison ignores case as Meta's own sample does.
+    if !claims.algorithm.eq_ignore_ascii_case("HMAC-SHA256") {
+        return Err(refuse("the algorithm is not HMAC-SHA256"));
+    }
+    let user_id = match claims.user_id {
+        serde_json::Value::String(id) => id,
+        serde_json::Value::Number(n) if n.is_u64() => n.to_string(),
+        _ => return Err(refuse("user_id is not an id")),
+    };
+    if !is_app_scoped_id(&user_id) {
+        return Err(refuse("user_id is not an app-scoped user id"));
+    }
+    let issued_at = OffsetDateTime::from_unix_timestamp(claims.issued_at)
+        .map_err(|_| refuse("issued_at is not a time"))?;
+    if issued_at > now + SIGNED_REQUEST_MAX_CLOCK_SKEW {
+        return Err(refuse("issued_at is in the future"));
+    }
+    Ok(SignedRequest { user_id, issued_at })
+}
+
+/// An app-scoped user id as Meta makes them (digits; the sandbox's too), bounded: it ends up in
+/// our keys (`FBUSER#<id>`), so nothing but letters and digits gets through.
+fn is_app_scoped_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 fn is_graph_version(version: &str) -> bool {
@@ -681,6 +821,118 @@ mod tests {
                 matches!(check_outgoing(&case), Err(PlatformError::InvalidInput(_))),
                 "{case:?}"
             );
+        }
+    }
+    // ---- signed_request: vectors made outside this code (Python's hmac and base64 modules),
+    // keyed with `local-fake-app-secret`, so the parser is checked against Meta's scheme rather
+    // than against itself.
+    const SECRET: &str = "local-fake-app-secret";
+    /// Meta's sample payload (with `expires`), unpadded as Meta sends it.
+    const UNPADDED: &str = "b4gMha5T8X30580P0EfT83In_FSUiXYH_IgXu_agVKc.eyJhbGdvcml0aG0iOiJITUFDLVNIQTI1NiIsImV4cGlyZXMiOjEyOTE4NDA0MDAsImlzc3VlZF9hdCI6MTI5MTgzNjgwMCwidXNlcl9pZCI6IjIxODQ3MSJ9";
+    /// user_id 2184712, both parts with `=` padding (the HMAC covers the padded payload).
+    const PADDED: &str = "EUnKA9DG21VFvzbdTDzGps8N9ddW5sXWbQqwU9Ngdlk=.eyJhbGdvcml0aG0iOiJITUFDLVNIQTI1NiIsImlzc3VlZF9hdCI6MTI5MTgzNjgwMCwidXNlcl9pZCI6IjIxODQ3MTIifQ==";
+    const WRONG_ALGORITHM: &str = "sGdTVxZP_15vsGuG-JostfZQ4MgmCZpc2DkkhiGvlzQ.eyJhbGdvcml0aG0iOiJITUFDLVNIQTEiLCJpc3N1ZWRfYXQiOjEyOTE4MzY4MDAsInVzZXJfaWQiOiIyMTg0NzEifQ";
+    const NO_USER: &str = "qOYxbCih0s8cJZqSHhe0dvaHlorqSt4ijNwg0D9sSbI.eyJhbGdvcml0aG0iOiJITUFDLVNIQTI1NiIsImlzc3VlZF9hdCI6MTI5MTgzNjgwMH0";
+    /// issued_at 2100-01-01.
+    const FUTURE: &str = "H6ADabYOb5NFNfs32UQdHsAfYk-IR42L5UShEsyYplY.eyJhbGdvcml0aG0iOiJITUFDLVNIQTI1NiIsImlzc3VlZF9hdCI6NDEwMjQ0NDgwMCwidXNlcl9pZCI6IjIxODQ3MSJ9";
+    /// algorithm in lower case, user_id as a JSON number.
+    const LOWER_CASE_NUMERIC_ID: &str = "gI6Il5ODRrqVCOFRtNF6YCJkU2gGXUaNQF4n8hebC9s.eyJhbGdvcml0aG0iOiJobWFjLXNoYTI1NiIsImlzc3VlZF9hdCI6MTI5MTgzNjgwMCwidXNlcl9pZCI6MjE4NDcxfQ";
+    /// user_id `21#8`: our key separator.
+    const BAD_USER_ID: &str = "SO3MS65CqcA-or1L89g69ZROa9JfDsqLp0y65RNQ40s.eyJhbGdvcml0aG0iOiJITUFDLVNIQTI1NiIsImlzc3VlZF9hdCI6MTI5MTgzNjgwMCwidXNlcl9pZCI6IjIxIzgifQ";
+
+    fn parse(raw: &str) -> Result<SignedRequest, PlatformError> {
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        parse_signed_request_at(raw, &Secret::new(SECRET), now)
+    }
+
+    fn refusal(raw: &str) -> String {
+        match parse(raw) {
+            Err(PlatformError::InvalidInput(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_signed_request_as_meta_sends_it_is_read() {
+        let request = parse(UNPADDED).expect("valid");
+        assert_eq!(request.user_id, "218471");
+        assert_eq!(request.issued_at.unix_timestamp(), 1_291_836_800);
+    }
+
+    #[test]
+    fn padded_base64url_is_accepted_too() {
+        assert_eq!(parse(PADDED).expect("valid").user_id, "2184712");
+        // The padded signature with its `=` stripped is the same signature.
+        let (sig, payload) = PADDED.split_once('.').unwrap();
+        let mixed = format!("{}.{payload}", sig.trim_end_matches('='));
+        assert_eq!(parse(&mixed).expect("valid").user_id, "2184712");
+    }
+
+    #[test]
+    fn the_algorithm_is_compared_without_case_and_a_numeric_user_id_is_read() {
+        assert_eq!(
+            parse(LOWER_CASE_NUMERIC_ID).expect("valid").user_id,
+            "218471"
+        );
+    }
+
+    #[test]
+    fn a_tampered_payload_or_signature_is_refused() {
+        let (sig, payload) = UNPADDED.split_once('.').unwrap();
+        // Another user id, re-encoded, under the original signature.
+        let forged_payload = BASE64URL_ANY_PADDING
+            .encode(br#"{"algorithm":"HMAC-SHA256","issued_at":1291836800,"user_id":"999"}"#);
+        let mut flipped_sig = sig.to_owned();
+        flipped_sig.replace_range(0..1, if sig.starts_with('A') { "B" } else { "A" });
+        let unpadded_payload = PADDED.split_once('.').unwrap().1.trim_end_matches('=');
+        for (raw, why) in [
+            (format!("{sig}.{forged_payload}"), "does not match"),
+            (format!("{flipped_sig}.{payload}"), "does not match"),
+            // The signature covers the payload as sent: dropping its padding changes it.
+            (
+                format!("{}.{unpadded_payload}", PADDED.split_once('.').unwrap().0),
+                "does not match",
+            ),
+            (format!("{}.{payload}", &sig[..20]), "does not match"),
+        ] {
+            assert!(refusal(&raw).contains(why), "{raw}");
+        }
+        let other_secret = parse_signed_request_at(
+            UNPADDED,
+            &Secret::new("another-secret"),
+            OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+        );
+        assert!(matches!(other_secret, Err(PlatformError::InvalidInput(_))));
+    }
+
+    #[test]
+    fn a_wrong_algorithm_a_missing_field_or_a_bad_id_is_refused() {
+        assert!(refusal(WRONG_ALGORITHM).contains("HMAC-SHA256"));
+        assert!(refusal(NO_USER).contains("lacks"));
+        assert!(refusal(BAD_USER_ID).contains("user_id"));
+        assert!(refusal(FUTURE).contains("future"));
+    }
+
+    #[test]
+    fn garbage_and_oversize_input_is_refused_without_echoing_it_or_the_secret() {
+        let huge = format!(
+            "{}.{}",
+            "a".repeat(43),
+            "b".repeat(MAX_SIGNED_REQUEST_BYTES)
+        );
+        for raw in [
+            "",
+            ".",
+            "no-dot-at-all",
+            "abc.",
+            ".abc",
+            "!!!.eyJ9",
+            "b4gMha5T8X30580P0EfT83In_FSUiXYH_IgXu_agVKc.%%%",
+            huge.as_str(),
+        ] {
+            let why = refusal(raw);
+            assert!(!why.contains(SECRET), "{why}");
+            assert!(raw.len() < 8 || !why.contains(raw), "{why}");
         }
     }
 }

@@ -90,6 +90,9 @@ pub async fn callback(
         .await
         .map_err(platform)?;
     let long = meta.long_lived_user_token(&short).await.map_err(platform)?;
+    // Who the token belongs to at Facebook: Meta's data deletion and deauthorize callbacks name
+    // this app-scoped id, so it is kept with the authorization and the Pages it connects.
+    let facebook_user = meta.me(&long).await.map_err(platform)?;
     let pages = meta.pages(&long).await.map_err(platform)?;
     let sealed = state
         .vault
@@ -118,6 +121,8 @@ pub async fn callback(
             merchant_id: m.clone(),
             authorized_by: user.clone(),
             user_token_ciphertext: sealed,
+            facebook_user_id: Some(facebook_user.id),
+            facebook_user_name: Some(facebook_user.name),
             pages: available.clone(),
             authorized_at: OffsetDateTime::now_utc(),
             expires_at: (OffsetDateTime::now_utc() + AUTHORIZATION_LIFETIME).unix_timestamp(),
@@ -290,6 +295,7 @@ pub async fn connect_page(
         status: ConnectionStatus::Active,
         token_ciphertext: Some(sealed),
         connected_by: member.id().clone(),
+        facebook_user_id: auth.facebook_user_id.clone(),
         connected_at: now,
         updated_at: now,
     };

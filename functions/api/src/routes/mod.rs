@@ -1,4 +1,7 @@
 pub mod amazon;
+pub mod closing;
+pub mod deletion;
+pub mod exports;
 pub mod inbox;
 pub mod merchants;
 pub mod messenger;

@@ -83,7 +83,8 @@ impl Store {
             Actor::Job(name) => (None, Some((*name).to_owned()), None, None),
         };
         let rec = AuditRecord {
-            id: AuditId::generate(),
+            // The id's time is `at`'s: "records older than" is then one key range (the sweeper).
+            id: AuditId::generate_at(super::now_ms(now).max(0) as u64),
             merchant_id: m.clone(),
             actor: user,
             job,

@@ -5,12 +5,16 @@
 pub mod amazon;
 pub mod audit;
 pub mod connections;
+pub mod deletion_links;
+pub mod deletion_jobs;
 pub mod deletions;
+pub mod exports;
 pub mod inbox;
 pub mod keys;
 pub mod kinds;
 pub mod members;
 pub mod rate_limit;
+pub mod retention;
 pub mod settlements;
 
 use crate::AwsError;

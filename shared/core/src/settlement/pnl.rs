@@ -9,6 +9,7 @@
 
 use super::cogs::CostHistory;
 use super::{Charge, ChargeAmount, DaySums, OrderSums, SkuDaySums, Units};
+use crate::spreadsheet::{self, text_cell};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -452,9 +453,8 @@ pub fn to_csv(lines: &[PnlLine]) -> String {
         rows.push(row);
     }
 
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(b"\xEF\xBB\xBF".to_vec());
+    let mut writer =
+        spreadsheet::writer(Vec::new()).expect("writing CSV into memory does not fail");
     for row in &rows {
         // Into memory, rows of equal length: nothing can fail.
         writer
@@ -465,15 +465,6 @@ pub fn to_csv(lines: &[PnlLine]) -> String {
         .into_inner()
         .expect("flushing CSV into memory does not fail");
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
-/// A text cell a spreadsheet shows as text, never runs as a formula.
-fn text_cell(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_owned()
-    }
 }
 
 /// Maps of amounts, each amount as a string (`{"Commission": "-120.00"}`).
