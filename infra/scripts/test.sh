@@ -10,6 +10,8 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 "$repo_root/infra/scripts/venv.sh"
+# The browser tests drive Debian's Chromium (tests/browser/).
+"$repo_root/infra/scripts/chromium.sh"
 cd "$repo_root"
 
 if [[ $# -eq 0 ]]; then
