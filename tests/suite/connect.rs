@@ -1189,7 +1189,8 @@ async fn policy_e3_merchant_and_user_records_hold_only_what_the_policy_lists() {
         "created_at", // bookkeeping
         "name",
         "phone",
-        "gstin", // E3 + A1
+        "gstin",     // E3 + A1
+        "closed_at", // A20: when the owner closed the account, if they did
     ];
     const MEMBERSHIP: &[&str] = &[
         "PK",
@@ -1524,7 +1525,9 @@ async fn policy_e6_operational_records_are_scoped_to_the_merchant() {
             || (pk.starts_with("EMAIL#") && sk == "USER")
             || (pk.starts_with("INVITE#") && sk.starts_with("MERCHANT#"))
             || (pk.starts_with("PAGE#") && sk == "OWNER")
-            || (pk.starts_with("OAUTH#") && sk == "STATE");
+            || (pk.starts_with("OAUTH#") && sk == "STATE")
+            || (pk.starts_with("FBUSER#") && sk.starts_with("MERCHANT#"))
+            || (pk == "MERCHANTS" && sk.starts_with("MERCHANT#"));
         if index {
             if kind != "oauth_state" {
                 assert_only(&item, INDEX_FIELDS, &format!("index item {pk}/{sk}"));
@@ -1557,6 +1560,8 @@ async fn policy_e6_operational_records_are_scoped_to_the_merchant() {
         );
     }
     assert!(kinds["index"].contains("membership_index"), "{kinds:?}");
+    assert!(kinds["index"].contains("facebook_user_index"), "{kinds:?}");
+    assert!(kinds["index"].contains("merchant_index"), "{kinds:?}");
     assert!(kinds["index"].contains("invitation_index"), "{kinds:?}");
     assert!(kinds["index"].contains("page_owner_index"), "{kinds:?}");
 

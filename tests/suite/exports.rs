@@ -604,7 +604,11 @@ async fn policy_a19_export_api_queues_reports_status_and_links_the_zip_only_when
     let path = format!("/v1/merchants/{}/exports", t.merchant_id);
 
     // Bad input: a clear 4xx, nothing queued.
-    for bad in [json!({"format": "xml"}), json!({}), json!({"format": "JSON"})] {
+    for bad in [
+        json!({"format": "xml"}),
+        json!({}),
+        json!({"format": "JSON"}),
+    ] {
         let (status, body) = s.post(&t.token, &path, bad.clone()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
         assert_eq!(body["type"], "https://errors.ecomdrive.app/invalid-body");

@@ -1486,10 +1486,17 @@ fn roles_reach_only_merchant_objects_and_data_key_through_s3() {
         if s3 == ["s3:ListBucket"] {
             // Listing names the bucket itself; the prefix condition keeps it to merchants' objects.
             assert_eq!(target(&statement["Resource"]), Some("DataBucket"), "{role}");
-            assert_eq!(
-                statement["Condition"]["StringLike"]["s3:prefix"].as_str(),
-                Some("merchants/*"),
-                "{role} lists only merchants' objects"
+            let mut prefixes = Vec::new();
+            strings(
+                &statement["Condition"]["StringLike"]["s3:prefix"],
+                &mut prefixes,
+            );
+            assert!(
+                !prefixes.is_empty()
+                    && prefixes
+                        .iter()
+                        .all(|p| ["merchants/*", "exports/*"].contains(p)),
+                "{role} lists only merchants' objects and exports: {prefixes:?}"
             );
             continue;
         }
@@ -1499,9 +1506,12 @@ fn roles_reach_only_merchant_objects_and_data_key_through_s3() {
             None => vec![&statement["Resource"]],
         };
         for resource in resources {
+            // Exports are a merchant's data too, under their own prefix so that one lifecycle
+            // rule expires them.
             assert!(
-                sub_text(resource).is_some_and(|r| r.starts_with("${DataBucket.Arn}/merchants/")),
-                "{role}: {s3:?} must be limited to merchants' objects"
+                sub_text(resource).is_some_and(|r| r.starts_with("${DataBucket.Arn}/merchants/")
+                    || r == "${DataBucket.Arn}/exports/*"),
+                "{role}: {s3:?} must be limited to merchants' objects and exports"
             );
         }
         let may_kms = |action: &str| {

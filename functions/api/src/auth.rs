@@ -7,7 +7,9 @@
 //! request on and for good (its tombstone outlives its data). The membership and the tombstone are
 //! read in one round trip ([`ecomdrive_aws::Store::membership_and_deletion`]). A non-member gets
 //! 410 too for a deleted merchant: merchant ids are random, and "this id was deleted" is all it
-//! says.
+//! says. Such a request writes nothing: in particular it does not create the caller's account
+//! again (a member left with no merchant loses it to the deletion job), which every other
+//! signed-in request does on first sight ([`CurrentUser`]).
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -25,16 +27,19 @@ use ecomdrive_runtime::problem::Problem;
 use http::request::Parts;
 use std::collections::HashMap;
 
-/// The signed-in user (created on first sight; their pending invitations accepted).
+/// Who the bearer token says is calling, before any account is looked up or created.
 #[derive(Clone, Debug)]
-pub struct CurrentUser(pub User);
+struct Caller {
+    id: UserId,
+    email: Option<String>,
+}
 
-impl FromRequestParts<AppState> for CurrentUser {
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(u) = parts.extensions.get::<CurrentUser>() {
-            return Ok(u.clone());
+        if let Some(c) = parts.extensions.get::<Caller>() {
+            return Ok(c.clone());
         }
         let token = bearer_from_headers(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let claims = state.jwt.verify(token).await.map_err(|e| match e {
@@ -50,7 +55,28 @@ impl FromRequestParts<AppState> for CurrentUser {
             .email
             .as_deref()
             .and_then(|e| normalize_email(e).ok());
-        let user = state.store.user_seen(&id, email.as_deref()).await?;
+        let caller = Caller { id, email };
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}
+
+/// The signed-in user (created on first sight; their pending invitations accepted).
+#[derive(Clone, Debug)]
+pub struct CurrentUser(pub User);
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(u) = parts.extensions.get::<CurrentUser>() {
+            return Ok(u.clone());
+        }
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let user = state
+            .store
+            .user_seen(&caller.id, caller.email.as_deref())
+            .await?;
         let current = CurrentUser(user);
         parts.extensions.insert(current.clone());
         Ok(current)
@@ -172,7 +198,7 @@ impl FromRequestParts<AppState> for MerchantAccess {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        let caller = Caller::from_request_parts(parts, state).await?;
         let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::NotFound)?;
@@ -180,14 +206,42 @@ impl FromRequestParts<AppState> for MerchantAccess {
             .get("merchant_id")
             .and_then(|m| MerchantId::parse(m))
             .ok_or(ApiError::NotFound)?;
+        let client = ClientInfo::from_parts(parts);
         let (membership, deletion): (Option<Membership>, Option<DeletionId>) = state
             .store
-            .membership_and_deletion(&merchant, &user.id)
+            .membership_and_deletion(&merchant, &caller.id)
             .await?;
+        if deletion.is_some() {
+            // Gone: nothing is written for the caller, not even their account (the job may have
+            // deleted it already). A member still listed (the owner asking again) is known by the
+            // token alone: the deletion route needs only their id and role.
+            let member = membership.map(|ms| Member {
+                user: User {
+                    id: caller.id.clone(),
+                    email: caller.email.clone(),
+                    created_at: time::OffsetDateTime::now_utc(),
+                    pending_invites: false,
+                },
+                merchant: merchant.clone(),
+                role: ms.role,
+                client: client.clone(),
+            });
+            return Ok(MerchantAccess { member, deletion });
+        }
+        // First sight creates the account and accepts invitations, perhaps to this merchant.
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        let (membership, deletion) = match membership {
+            Some(ms) => (Some(ms), None),
+            None => {
+                state
+                    .store
+                    .membership_and_deletion(&merchant, &user.id)
+                    .await?
+            }
+        };
         if membership.is_none() && deletion.is_none() {
             return Err(ApiError::NotFound);
         }
-        let client = ClientInfo::from_parts(parts);
         Ok(MerchantAccess {
             member: membership.map(|ms| Member {
                 user,

@@ -19,7 +19,9 @@ use ecomdrive_runtime::amazon::AmazonApi;
 use ecomdrive_runtime::auth::JwtVerifier;
 use ecomdrive_runtime::problem::Problem;
 use ecomdrive_runtime::secrets::{MetaAppSecrets, MetaEndpoints, SecretCache};
-use routes::{amazon, deletion, inbox, merchants, messenger, orders, settlements};
+use routes::{
+    amazon, closing, deletion, exports, inbox, merchants, messenger, orders, settlements,
+};
 use std::sync::Arc;
 use time::OffsetDateTime;
 use utoipa::OpenApi;
@@ -125,6 +127,10 @@ pub struct AppState {
         settlements::reconciliation,
         deletion::delete_merchant,
         deletion::delete_customer,
+        closing::close_merchant,
+        closing::reopen_merchant,
+        exports::create_export,
+        exports::get_export,
     )
 )]
 pub struct ApiDoc;
@@ -151,6 +157,22 @@ pub fn router(state: AppState) -> Router {
             axum::routing::patch(merchants::change_role).delete(merchants::remove_member),
         )
         .route("/merchants/{merchant_id}/audit", get(merchants::audit_log))
+        .route(
+            "/merchants/{merchant_id}/exports",
+            post(exports::create_export),
+        )
+        .route(
+            "/merchants/{merchant_id}/exports/{export_id}",
+            get(exports::get_export),
+        )
+        .route(
+            "/merchants/{merchant_id}/close",
+            post(closing::close_merchant),
+        )
+        .route(
+            "/merchants/{merchant_id}/reopen",
+            post(closing::reopen_merchant),
+        )
         .route(
             "/merchants/{merchant_id}/integrations/messenger",
             get(messenger::status),

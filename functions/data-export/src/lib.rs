@@ -66,6 +66,7 @@ impl ExportError {
     }
 }
 
+#[derive(Clone)]
 pub struct Exporter {
     pub store: Store,
     pub blobs: Blobs,

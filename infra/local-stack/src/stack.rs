@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use data_deletion::job::DeletionRunner;
 use data_deletion::{DeletionConfig, DeletionState};
+use data_export::Exporter;
 use ecomdrive_api::{ApiConfig, AppState};
 use ecomdrive_aws::settlement_import::{SettlementImporter, SizeLimit};
 use ecomdrive_aws::store::deletion_jobs::ObjectEraser;
@@ -31,6 +32,7 @@ use messenger_ingest::Ingest;
 use messenger_webhook::WebhookState;
 use meta_sandbox::{MetaSandbox, SandboxConfig};
 use order_sync::OrderSync;
+use retention_sweeper::RetentionSweeper;
 use serde_json::json;
 use settlement_import::SettlementImport;
 use solicitation_scheduler::Scheduler;
@@ -104,7 +106,10 @@ pub struct RunningStack {
     pub plan_poller: Poller,
     pub solicitations_poller: Poller,
     pub settlement_import_poller: Poller,
+    pub exporter: Exporter,
+    pub exports_poller: Poller,
     pub deletion: DeletionRunner,
+    pub sweeper: RetentionSweeper,
     pub deletions_poller: Poller,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -285,6 +290,32 @@ impl RunningStack {
                 })
             },
         };
+        let exporter = Exporter {
+            store: store.clone(),
+            blobs: blobs.clone(),
+            work_dir: std::env::temp_dir(),
+        };
+        let exports_poller = Poller {
+            sqs: sqs.clone(),
+            queue_url: resources.exports_queue_url.clone(),
+            queue_arn: arn("ExportsQueue"),
+            visibility_timeout: options.retry_after,
+            handler: {
+                let exporter = exporter.clone();
+                Arc::new(move |event| {
+                    let exporter = exporter.clone();
+                    Box::pin(async move {
+                        ecomdrive_runtime::sqs::process_batch(event, |m| exporter.handle_record(m))
+                            .await
+                    })
+                })
+            },
+        };
+        let sweeper = RetentionSweeper {
+            store: store.clone(),
+            deletions: deletions_queue.clone(),
+            objects: ObjectEraser::new(s3_client(sdk), resources.bucket.clone()),
+        };
         let data_deletion = data_deletion::router(DeletionState {
             store: store.clone(),
             vault: vault.clone(),
@@ -374,6 +405,16 @@ impl RunningStack {
                 Router::new()
                     .route("/_local/run/data-deletion", post(drain))
                     .with_state(deletions_poller.clone()),
+            )
+            .merge(
+                Router::new()
+                    .route("/_local/run/data-export", post(drain))
+                    .with_state(exports_poller.clone()),
+            )
+            .merge(
+                Router::new()
+                    .route("/_local/run/retention-sweeper", post(run_retention_sweeper))
+                    .with_state(sweeper.clone()),
             );
         // axum serves each connection on a task of its own: carry the log subscriber of whoever
         // started the stack into every request, so a test capturing logs sees the functions' lines.
@@ -515,6 +556,7 @@ impl RunningStack {
                 &solicitations_poller,
                 &settlement_import_poller,
                 &deletions_poller,
+                &exports_poller,
             ] {
                 tasks.push(tokio::spawn(
                     poller
@@ -556,7 +598,10 @@ impl RunningStack {
             plan_poller,
             solicitations_poller,
             settlement_import_poller,
+            exporter,
+            exports_poller: exports_poller.clone(),
             deletion,
+            sweeper,
             deletions_poller: deletions_poller.clone(),
             stop,
             tasks,
@@ -645,4 +690,36 @@ async fn drain(State(poller): State<Poller>) -> Response {
         }
     }
     Json(json!({ "handled": handled })).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct SweepAt {
+    /// The moment to sweep as of (RFC 3339): a person can see what the policy does on a later day.
+    now: Option<String>,
+}
+
+/// `POST /_local/run/retention-sweeper[?now=RFC3339]`: the daily sweep, now (or as of `now`);
+/// answers what it did.
+async fn run_retention_sweeper(
+    State(sweeper): State<RetentionSweeper>,
+    axum::extract::Query(at): axum::extract::Query<SweepAt>,
+) -> Response {
+    let now = match at.now.as_deref() {
+        None => time::OffsetDateTime::now_utc(),
+        Some(raw) => {
+            match time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339) {
+                Ok(t) => t,
+                Err(_) => {
+                    return Problem::bad_request("now must be an RFC 3339 time").into_response();
+                }
+            }
+        }
+    };
+    match sweeper.sweep(now).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "retention sweep failed");
+            Problem::internal().into_response()
+        }
+    }
 }

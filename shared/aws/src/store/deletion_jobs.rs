@@ -1,7 +1,7 @@
 //! What the `data-deletion` job removes, and how (POLICY A19, E15, A20).
 //!
 //! - A **merchant**: every item of its partition `MERCHANT#<id>` (GSI entries go with their
-//!   items), the index items elsewhere that point at it (found from the partition's own records
+//!   items; the memberships last), the index items elsewhere that point at it (found from the partition's own records
 //!   before those are deleted: see [`Pointer`]), the accounts of members left with no merchant,
 //!   and every object under `merchants/<id>/` and `exports/<id>/` in the data bucket. What the
 //!   law makes us keep is [`LEGAL_RECORDS`]; each kind's fate is decided in [`decide`], an
@@ -556,59 +556,71 @@ impl Store {
             }
         }
         let pk = keys::merchant_pk(m);
-        // Passes over the partition until one deletes nothing: a writer that was still running
-        // when the merchant was deleted (an order sync half-way) may have added items behind us.
-        loop {
-            let mut start = None;
-            let mut deleted_in_pass = 0usize;
-            let mut kept = Counts::new();
+        let not_members = || {
+            Some((
+                "NOT begins_with(SK, :member)",
+                vec![(":member", s(keys::MEMBER_PREFIX))],
+            ))
+        };
+        // The memberships go last: until the rest is gone an owner asking again is still a member,
+        // and gets this deletion (202) rather than 410; a member's account goes with them.
+        for (sk_prefix, filter) in [(None, not_members()), (Some(keys::MEMBER_PREFIX), None)] {
+            // Passes until one deletes nothing: a writer that was still running when the merchant
+            // was deleted (an order sync half-way) may have added items behind us.
             loop {
-                if budget.spent() {
-                    return Ok(Progress::Stopped);
-                }
-                let limit = i32::try_from(budget.left())
-                    .unwrap_or(PAGE_ITEMS)
-                    .min(PAGE_ITEMS);
-                let (items, next) = self.raw_page(&pk, None, None, limit, start).await?;
-                let plan = plan_page(m, &items);
-                for (k, n) in plan.kept {
-                    count(&mut kept, &k, n);
-                }
-                let index = self.delete_index(m, plan.index).await?;
-                count(counts, "index", index as u64);
-                // A member's account with no merchant left holds nothing but who they were to
-                // this one: it goes too (their next sign-in starts a new, empty one).
-                for u in plan.members {
-                    if self.merchants_of(&u).await?.is_empty() {
-                        let gone = self.erase_user_account(&u).await?;
-                        for (k, n) in gone {
-                            count(counts, &k, n);
+                let mut start = None;
+                let mut deleted_in_pass = 0usize;
+                let mut kept = Counts::new();
+                loop {
+                    if budget.spent() {
+                        return Ok(Progress::Stopped);
+                    }
+                    let limit = i32::try_from(budget.left())
+                        .unwrap_or(PAGE_ITEMS)
+                        .min(PAGE_ITEMS);
+                    let (items, next) = self
+                        .raw_page(&pk, sk_prefix, filter.clone(), limit, start)
+                        .await?;
+                    let plan = plan_page(m, &items);
+                    for (k, n) in plan.kept {
+                        count(&mut kept, &k, n);
+                    }
+                    let index = self.delete_index(m, plan.index).await?;
+                    count(counts, "index", index as u64);
+                    // A member's account with no merchant left holds nothing but who they were
+                    // to this one: it goes too (their next sign-in starts a new, empty one).
+                    for u in plan.members {
+                        if self.merchants_of(&u).await?.is_empty() {
+                            let gone = self.erase_user_account(&u).await?;
+                            for (k, n) in gone {
+                                count(counts, &k, n);
+                            }
                         }
                     }
+                    let records = plan.records.len();
+                    let mut by_kind = Counts::new();
+                    let mut keys_to_delete = Vec::with_capacity(records);
+                    for (k, kind) in plan.records {
+                        count(&mut by_kind, &kind, 1);
+                        keys_to_delete.push(k);
+                    }
+                    self.delete_keys(keys_to_delete).await?;
+                    for (k, n) in by_kind {
+                        count(counts, &k, n);
+                    }
+                    budget.spend(records + index);
+                    deleted_in_pass += records;
+                    match next {
+                        Some(n) => start = Some(n),
+                        None => break,
+                    }
                 }
-                let records = plan.records.len();
-                let mut by_kind = Counts::new();
-                let mut keys_to_delete = Vec::with_capacity(records);
-                for (k, kind) in plan.records {
-                    count(&mut by_kind, &kind, 1);
-                    keys_to_delete.push(k);
+                if deleted_in_pass == 0 {
+                    for (k, n) in kept {
+                        counts.insert(format!("kept:{k}"), n);
+                    }
+                    break;
                 }
-                self.delete_keys(keys_to_delete).await?;
-                for (k, n) in by_kind {
-                    count(counts, &k, n);
-                }
-                budget.spend(records + index);
-                deleted_in_pass += records;
-                match next {
-                    Some(n) => start = Some(n),
-                    None => break,
-                }
-            }
-            if deleted_in_pass == 0 {
-                for (k, n) in kept {
-                    counts.insert(format!("kept:{k}"), n);
-                }
-                break;
             }
         }
         // The merchant-keyed index items need nothing from the partition.

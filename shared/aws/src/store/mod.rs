@@ -5,8 +5,8 @@
 pub mod amazon;
 pub mod audit;
 pub mod connections;
-pub mod deletion_links;
 pub mod deletion_jobs;
+pub mod deletion_links;
 pub mod deletions;
 pub mod exports;
 pub mod inbox;
