@@ -33,6 +33,7 @@ const AMAZON_CALLBACK_PATH: &str = "/oauth/amazon/callback";
 
 const ALL: &[Role] = &[Role::Owner, Role::Admin, Role::Agent];
 const MANAGERS: &[Role] = &[Role::Owner, Role::Admin];
+const OWNER: &[Role] = &[Role::Owner];
 
 /// One route of the API and the roles that may use it (POLICY A14). Routes outside a merchant
 /// (`/v1/me`, `/v1/merchants`) need only a valid token: every role "may" use them.
@@ -52,7 +53,9 @@ const fn route(method: &'static str, path: &'static str, allowed: &'static [Role
 
 /// Every `/v1` route, in an order that works when run top to bottom by one role (a Page is
 /// connected again before it is disconnected; Amazon is disconnected before the order rows, which
-/// need only the synced orders).
+/// need only the synced orders; the account is closed before it is reopened). The destructive
+/// rows take objects of the caller's own (see [`policy_a14_route_role_matrix`]): each role deletes
+/// its own customer and its own throwaway merchant.
 const ROUTES: &[Route] = &[
     route("GET", "/v1/me", ALL),
     route("POST", "/v1/merchants", ALL),
@@ -211,6 +214,22 @@ const ROUTES: &[Route] = &[
         "/v1/merchants/{merchant_id}/reconciliation",
         MANAGERS,
     ),
+    // Data rights (POLICY A19, A20, E15): exports for owners and admins; closing, reopening and
+    // deleting the merchant for owners only.
+    route("POST", "/v1/merchants/{merchant_id}/exports", MANAGERS),
+    route(
+        "GET",
+        "/v1/merchants/{merchant_id}/exports/{export_id}",
+        MANAGERS,
+    ),
+    route("POST", "/v1/merchants/{merchant_id}/close", OWNER),
+    route("POST", "/v1/merchants/{merchant_id}/reopen", OWNER),
+    route(
+        "DELETE",
+        "/v1/merchants/{merchant_id}/customers/{customer_id}",
+        MANAGERS,
+    ),
+    route("DELETE", "/v1/merchants/{merchant_id}", OWNER),
 ];
 
 /// `(METHOD, path)` of every route `functions/api/src/lib.rs` declares in `router()`, with the
@@ -282,6 +301,8 @@ struct Ids {
     settlement: String,
     /// A settlement upload awaiting its file.
     upload: String,
+    /// An export the owner asked for.
+    export: String,
 }
 
 /// The settlement [`sample_request`] uploads (and the set-ups import first).
@@ -309,6 +330,19 @@ async fn finance_ids(s: &TestStack, t: &Tenant) -> (String, String) {
     (SAMPLE_SETTLEMENT_ID.to_owned(), new_upload(s, t).await)
 }
 
+/// An export of `t` in JSON, asked for by `t`'s owner.
+async fn new_export(s: &TestStack, t: &Tenant) -> String {
+    let (status, body) = s
+        .post(
+            &t.token,
+            &format!("/v1/merchants/{}/exports", t.merchant_id),
+            json!({"format": "json"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    body["id"].as_str().expect("an export id").to_owned()
+}
+
 /// A settlement upload of `t`, awaiting its file.
 async fn new_upload(s: &TestStack, t: &Tenant) -> String {
     let (status, body) = s
@@ -332,6 +366,7 @@ fn fill(template: &str, ids: &Ids) -> String {
         .replace("{order_id}", &ids.order)
         .replace("{settlement_id}", &ids.settlement)
         .replace("{upload_id}", &ids.upload)
+        .replace("{export_id}", &ids.export)
 }
 
 /// A well-formed body for the route, so only the caller's rights decide the answer. `tag` makes
@@ -356,6 +391,7 @@ fn sample_body(method: &str, template: &str, tag: &str, ids: &Ids) -> Option<Val
         ("PATCH", "{order_id}") => Some(json!({"do_not_solicit": true})),
         ("POST", "conversations") => Some(json!({"conversation_id": ids.conversation})),
         ("PUT", "settings") => Some(json!({"enabled": true, "send_on_day": 5})),
+        ("POST", "exports") => Some(json!({"format": "json"})),
         _ => None,
     }
 }
@@ -795,6 +831,7 @@ async fn snapshot(s: &TestStack, b: &Tenant, ids: &Ids) -> Value {
         format!("/v1/merchants/{m}/cogs"),
         format!("/v1/merchants/{m}/pnl?from=2026-10-01&to=2026-10-31"),
         format!("/v1/merchants/{m}/pnl/orders?from=2026-10-01&to=2026-10-31"),
+        format!("/v1/merchants/{m}/exports/{}", ids.export),
     ] {
         let (status, body) = s.get(&b.token, &path).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
@@ -824,6 +861,21 @@ async fn snapshot(s: &TestStack, b: &Tenant, ids: &Ids) -> Value {
         "amazon connection".into(),
         json!({"id": amazon.connection_id, "token": amazon.refresh_token_ciphertext, "valid": amazon.token_valid}),
     );
+    // Closing and deleting show in no answer above (but the audit log): read them in the store.
+    let record = s
+        .stack
+        .store
+        .merchant(&merchant)
+        .await
+        .expect("store")
+        .expect("B's merchant record");
+    views.insert(
+        "merchant record".into(),
+        json!({
+            "record": record,
+            "deletion": s.stack.store.merchant_deletion(&merchant).await.expect("store"),
+        }),
+    );
     Value::Object(views)
 }
 
@@ -841,6 +893,7 @@ async fn policy_e13_a_user_of_merchant_a_gets_404_for_every_object_of_merchant_b
     assert_eq!(queued["status"], "queued");
     let b_order = amazon_order(&s, &b).await;
     let (b_settlement, b_upload) = finance_ids(&s, &b).await;
+    let b_export = new_export(&s, &b).await;
     let b_ids = Ids {
         merchant: b.merchant_id.clone(),
         user: s.stack.idp.sub_for("agent-b@bee.example"),
@@ -850,6 +903,7 @@ async fn policy_e13_a_user_of_merchant_a_gets_404_for_every_object_of_merchant_b
         order: b_order,
         settlement: b_settlement,
         upload: b_upload,
+        export: b_export,
     };
     // The positive side: B's owner sees all of it (the snapshot asserts 200 on every read).
     let before = snapshot(&s, &b, &b_ids).await;
@@ -904,6 +958,7 @@ async fn policy_e13_a_user_of_merchant_a_gets_404_for_every_object_of_merchant_b
             "{order_id}",
             "{settlement_id}",
             "{upload_id}",
+            "{export_id}",
         ]
         .iter()
         .any(|p| r.path.contains(p))
@@ -927,7 +982,7 @@ async fn policy_e13_a_user_of_merchant_a_gets_404_for_every_object_of_merchant_b
             &format!("A on {} {path}", r.method),
         );
     }
-    assert!(tried >= 13, "{tried} routes with B's object ids");
+    assert!(tried >= 15, "{tried} routes with B's object ids");
     // A's Facebook user also manages B's Page, but a Page is one merchant's at a time (E1).
     let answer = http
         .call(
@@ -962,6 +1017,7 @@ async fn policy_e13_a_user_of_merchant_a_gets_404_for_every_object_of_merchant_b
             &b_ids.conversation,
             &b_ids.customer,
             &b_ids.order,
+            &b_ids.export,
             SMALL_SELLER,
             "Is my parcel lost?",
             "Checking now",
@@ -1008,8 +1064,29 @@ async fn policy_a14_route_role_matrix() {
         )
         .await;
     }
+    // Whom each role's customer DELETE erases: a customer of its own.
+    let mut customers = std::collections::BTreeMap::new();
+    for (i, role) in ["owner", "admin", "agent"].into_iter().enumerate() {
+        let psid = format!("72{i}1");
+        s.customer_writes(PAGE_A, &psid, &format!("Please forget me ({role})"))
+            .await;
+        let c = s.conversation_with(&owner, &psid).await;
+        let id = c["customer"]["id"].as_str().expect("a customer id");
+        customers.insert(role, id.to_owned());
+    }
+    // Which merchant each role's merchant DELETE names: a throwaway one of the same owner in which
+    // the role is a member, so that the owner's deletion leaves the others' merchant alone.
+    let mut throwaways = std::collections::BTreeMap::new();
+    for role in ["owner", "admin", "agent"] {
+        let t = s.merchant("owner@matrix.example").await;
+        if role != "owner" {
+            add_member(&s, &t, &format!("{role}@matrix.example"), role).await;
+        }
+        throwaways.insert(role, t.merchant_id);
+    }
     let order = amazon_order(&s, &owner).await;
     let (settlement, upload) = finance_ids(&s, &owner).await;
+    let export = new_export(&s, &owner).await;
     let base = Ids {
         merchant: owner.merchant_id.clone(),
         user: s.stack.idp.sub_for("helper@matrix.example"),
@@ -1019,6 +1096,7 @@ async fn policy_a14_route_role_matrix() {
         order,
         settlement,
         upload,
+        export,
     };
     let http = Http::new(&s);
     let callers = [
@@ -1044,6 +1122,12 @@ async fn policy_a14_route_role_matrix() {
                 // Each role's own upload: once imported, an upload cannot be imported again.
                 ids.upload = uploads[role.as_str()].clone();
             }
+            if r.method == "DELETE" && r.path.ends_with("{customer_id}") {
+                ids.customer = customers[role.as_str()].clone();
+            }
+            if r.method == "DELETE" && r.path == "/v1/merchants/{merchant_id}" {
+                ids.merchant = throwaways[role.as_str()].clone();
+            }
             let path = fill(r.path, &ids);
             let what = format!("{} {} {path}", role.as_str(), r.method);
             let answer = http
@@ -1068,6 +1152,61 @@ async fn policy_a14_route_role_matrix() {
         }
     }
     assert_eq!(checked, ROUTES.len() * 3);
+
+    // The owner's DELETE took its throwaway merchant away: every other route of it answers 410
+    // Gone (its repeated DELETE answers the deletion under way, until the job is done). The
+    // admin's and the agent's throwaways, and the merchant of the matrix, are still there.
+    let deleted = Ids {
+        merchant: throwaways["owner"].clone(),
+        ..base.clone()
+    };
+    for r in ROUTES
+        .iter()
+        .filter(|r| r.path.starts_with("/v1/merchants/{merchant_id}"))
+        .filter(|r| !(r.method == "DELETE" && r.path == "/v1/merchants/{merchant_id}"))
+    {
+        let path = fill(r.path, &deleted);
+        http.request(
+            method(r.method),
+            &path,
+            Some(&owner.token),
+            sample_request(r.method, r.path, "late", &deleted),
+        )
+        .await
+        .assert_problem(
+            StatusCode::GONE,
+            "gone",
+            &format!("owner {} {path} after the deletion", r.method),
+        );
+    }
+    for m in [
+        &throwaways["admin"],
+        &throwaways["agent"],
+        &owner.merchant_id,
+    ] {
+        let kept = http.get(&format!("/v1/merchants/{m}"), &owner.token).await;
+        assert_eq!(kept.status, StatusCode::OK, "{m}: {}", kept.text);
+    }
+    // The owner closed the account and reopened it: it is open, no deletion is due.
+    let record = s
+        .stack
+        .store
+        .merchant(&MerchantId::parse(&owner.merchant_id).expect("merchant id"))
+        .await
+        .expect("store")
+        .expect("the merchant");
+    assert_eq!(record.closed_at, None, "reopened");
+    // The agent's customer, whom no one could delete, is still there.
+    let (status, kept) = s
+        .get(
+            &owner.token,
+            &format!(
+                "/v1/merchants/{}/customers/{}",
+                owner.merchant_id, customers["agent"]
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{kept}");
 
     // Owners are changed only by owners: the admin may manage members, but not the owner role.
     let m = &owner.merchant_id;
@@ -1157,6 +1296,8 @@ async fn policy_a14_route_role_matrix() {
         "order.update",
         "order.link_conversation",
         "solicitations.settings",
+        "export.request",
+        "customer.delete",
     ] {
         assert!(
             admin_actions.contains(action),
@@ -1172,6 +1313,17 @@ async fn policy_a14_route_role_matrix() {
         .filter(|r| r["action"] == "amazon.disconnect")
         .collect();
     assert_eq!(disconnects.len(), 1, "{disconnects:?}");
+    // Closing and reopening are the owner's, and audited.
+    for action in ["merchant.close", "merchant.reopen"] {
+        let by: Vec<&Value> = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["action"] == action)
+            .map(|r| &r["actor"])
+            .collect();
+        assert_eq!(by, vec![&json!(owner_id)], "{action}");
+    }
     assert_eq!(disconnects[0]["actor"], owner_id.as_str());
     assert_eq!(disconnects[0]["target"], SMALL_SELLER);
     // The orders and their links outlived the disconnect: every role's link is on the order.

@@ -1990,7 +1990,11 @@ async fn provisioning_creates_what_the_template_declares() {
         created.settlement_import_queue_url
     );
     assert_eq!(env["AMAZON_SECRET_ID"], created.amazon_secret_id);
-    assert_eq!(env.len(), 11);
+    assert_eq!(env["EXPORTS_QUEUE_URL"], created.exports_queue_url);
+    assert_eq!(env["DELETIONS_QUEUE_URL"], created.deletions_queue_url);
+    assert_eq!(env["FORM_SECRET_ID"], created.deletion_form_secret_id);
+    assert_eq!(env["MAIL_FROM"], created.mail_from);
+    assert_eq!(env.len(), 15);
     // Every resource variable a function of the template is given, the local stack gives too.
     let mut declared: BTreeSet<&str> =
         template()["Globals"]["Function"]["Environment"]["Variables"]

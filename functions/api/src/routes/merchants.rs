@@ -109,6 +109,10 @@ pub async fn list_merchants(
 ) -> ApiResult<Json<Value>> {
     let mut items = Vec::new();
     for (id, role) in state.store.merchants_of(&user.id).await? {
+        // A merchant being deleted is gone for its members from the request on (410 on its routes).
+        if state.store.merchant_deletion(&id).await?.is_some() {
+            continue;
+        }
         if let Some(m) = state.store.merchant(&id).await? {
             items.push(MerchantView::of(m, Some(role)));
         }
