@@ -229,19 +229,25 @@ impl Store {
             .await
     }
 
-    /// Deletes the authorizing user's token and Page list (their membership ended).
-    pub async fn delete_messenger_authorization(&self, m: &MerchantId) -> StoreResult<()> {
-        self.client
+    /// Deletes the authorizing user's token and Page list (their membership ended, or their data
+    /// is being deleted). True when there was one.
+    pub async fn delete_messenger_authorization(&self, m: &MerchantId) -> StoreResult<bool> {
+        // The index item from the Facebook user to this merchant stays: Pages connected through
+        // the authorization still name the user, and Meta's data deletion callback must find
+        // them. It goes with the merchant's deletion, or when that callback erases the user.
+        let res = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(
                 keys::merchant_pk(m),
                 keys::MESSENGER_AUTH_SK,
             )))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await
             .map_err(AwsError::dynamo)?;
-        Ok(())
+        Ok(res.attributes.is_some())
     }
 
     /// Connects a Page to a merchant. A Page another merchant holds is refused (POLICY E1: one

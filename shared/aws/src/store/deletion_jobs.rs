@@ -705,7 +705,7 @@ impl Store {
         for (m, _) in self.merchants_of(u).await? {
             if let Some(auth) = self.messenger_authorization(&m).await?
                 && &auth.authorized_by == u
-                && self.forget_messenger_authorization(&m).await?
+                && self.delete_messenger_authorization(&m).await?
             {
                 count(&mut counts, RecordKind::MessengerAuthorization.as_str(), 1);
             }

@@ -277,7 +277,7 @@ impl Store {
             }
             done.page_tokens += 1;
         }
-        done.messenger_authorization = self.forget_messenger_authorization(m).await?;
+        done.messenger_authorization = self.delete_messenger_authorization(m).await?;
         done.amazon = self.disconnect_amazon(m).await?.is_some();
         Ok(done)
     }
@@ -299,24 +299,6 @@ impl Store {
             Err(e) if super::is_condition_failed(&e) => Ok(()),
             Err(e) => Err(AwsError::dynamo(e)),
         }
-    }
-
-    /// Deletes the authorizing Facebook user's token and Page list, with the index item that
-    /// leads from that Facebook user to this merchant. True when there was one.
-    pub(crate) async fn forget_messenger_authorization(&self, m: &MerchantId) -> StoreResult<bool> {
-        let Some(auth) = self
-            .get_item(keys::merchant_pk(m), keys::MESSENGER_AUTH_SK.into())
-            .await?
-        else {
-            return Ok(false);
-        };
-        let mut tx =
-            vec![self.tx_delete(keys::merchant_pk(m), keys::MESSENGER_AUTH_SK.into(), false)];
-        if let Some(fb) = facebook_user_of(&auth) {
-            tx.push(self.tx_delete(keys::facebook_user_pk(fb), keys::facebook_user_sk(m), false));
-        }
-        self.transact(tx, "authorization changed meanwhile").await?;
-        Ok(true)
     }
 
     /// Claims a deletion for one run, `holder`, until `now + lease`, and marks it running.
