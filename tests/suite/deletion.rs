@@ -334,7 +334,7 @@ async fn merchant_with_everything(s: &TestStack, owner: &str, agent: &str, psid:
     )
     .await;
 
-    // An export, when the export API is there.
+    // An export, carried out by the stack's `data-export` job: its zip is in the bucket.
     let (status, body) = s
         .post(
             &t.token,
@@ -342,9 +342,28 @@ async fn merchant_with_everything(s: &TestStack, owner: &str, agent: &str, psid:
             json!({"format": "json"}),
         )
         .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let export = body["id"].as_str().expect("export id").to_owned();
+    eventually_within("the export done", Duration::from_secs(120), || async {
+        let (status, _) = s
+            .call(Method::POST, None, "/_local/run/data-export", None)
+            .await;
+        assert!(status.is_success());
+        let (status, view) = s
+            .get(&t.token, &format!("/v1/merchants/{m}/exports/{export}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{view}");
+        assert_ne!(view["status"], "failed", "{view}");
+        (view["status"] == "done").then_some(())
+    })
+    .await;
+    let exports = format!("exports/{m}/");
     assert!(
-        status == StatusCode::ACCEPTED || status == StatusCode::NOT_FOUND,
-        "{status} {body}"
+        whole_bucket(s)
+            .await
+            .iter()
+            .any(|k| k.starts_with(&exports) && k.ends_with(".zip")),
+        "the export's zip is under {exports}"
     );
     t
 }
@@ -376,10 +395,8 @@ async fn policy_a19_merchant_deletion_leaves_nothing_but_the_receipt() {
         .map(|k| k.as_str())
         .filter(|k| !kinds.contains(*k))
         .collect();
-    // An export record exists only once the export API is routed.
-    let not_yet: &[&str] = &["export_job"];
     assert!(
-        missing.iter().all(|k| not_yet.contains(k)),
+        missing.is_empty(),
         "every record kind must be present before the deletion; missing: {missing:?}"
     );
     let b_before = merchant_items(&before, &b.merchant_id).len();
@@ -492,11 +509,12 @@ async fn policy_a19_merchant_deletion_leaves_nothing_but_the_receipt() {
             .any(|i| attr(i, "PK") == format!("PAGE#{PAGE_A}")),
         "the Page's routing is gone"
     );
-    let objects: Vec<String> = whole_bucket(&s)
-        .await
-        .into_iter()
-        .filter(|k| k.contains(m.as_str()))
-        .collect();
+    let bucket = whole_bucket(&s).await;
+    for prefix in [format!("merchants/{m}/"), format!("exports/{m}/")] {
+        let left: Vec<&String> = bucket.iter().filter(|k| k.starts_with(&prefix)).collect();
+        assert!(left.is_empty(), "left under {prefix}: {left:?}");
+    }
+    let objects: Vec<&String> = bucket.iter().filter(|k| k.contains(m.as_str())).collect();
     assert!(objects.is_empty(), "{objects:?}");
     assert!(
         LEGAL_RECORDS.is_empty(),
@@ -774,4 +792,139 @@ async fn policy_a14_only_an_owner_deletes_a_merchant_and_owners_or_admins_a_cust
     assert_eq!(s.get(&agent, &merchant).await.0, StatusCode::GONE);
     assert_eq!(delete(&s, &admin, &merchant).await.0, StatusCode::GONE);
     assert_eq!(delete(&s, &admin, &customer).await.0, StatusCode::GONE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_e15_a_messenger_authorization_without_a_page_leaves_no_facebook_index_behind() {
+    // The job is left to `finished` (the stack's own `data-deletion`, drained on demand).
+    let s = support::stack_with(|o| o.run_pollers = false).await;
+    let t = s.merchant("owner@no-page.example").await;
+    let m = t.merchant_id.clone();
+    let authorized = s.authorize_messenger(&t).await;
+    assert_eq!(authorized["status"], "authorized", "{authorized}");
+
+    // The person authorized Messenger and connected no Page: only the authorization names them,
+    // with its index item `FBUSER#<id>` / `MERCHANT#<m>`.
+    let before = whole_table(&s).await;
+    let index: Vec<&Item> = before
+        .iter()
+        .filter(|i| attr(i, "kind") == RecordKind::FacebookUserIndex.as_str())
+        .filter(|i| attr(i, "SK") == format!("MERCHANT#{m}"))
+        .collect();
+    assert_eq!(index.len(), 1, "the authorization's index item: {index:#?}");
+    assert!(
+        !before.iter().any(|i| {
+            attr(i, "PK") == format!("MERCHANT#{m}")
+                && attr(i, "kind") == RecordKind::PageConnection.as_str()
+        }),
+        "no Page is connected"
+    );
+
+    let (status, body) = delete(&s, &t.token, &format!("/v1/merchants/{m}")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = DeletionId::parse(body["confirmation_code"].as_str().expect("code")).unwrap();
+    finished(&s, &id).await;
+
+    // Nothing mentions the merchant but its tombstone (the done receipt names no one).
+    let after = whole_table(&s).await;
+    let left: Vec<&Item> = mentioning(&after, std::slice::from_ref(&m))
+        .into_iter()
+        .filter(|i| attr(i, "kind") != RecordKind::MerchantDeletedIndex.as_str())
+        .collect();
+    assert!(left.is_empty(), "left of the merchant: {left:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_a11_an_oauth_callback_after_the_deletion_request_is_gone_and_writes_no_token() {
+    // No job runs: the memberships are still there when the callbacks come back, as they are
+    // until the job's last step.
+    let s = support::stack_with(|o| o.run_pollers = false).await;
+    let t = s.merchant("owner@late-callback.example").await;
+    let m = t.merchant_id.clone();
+    // Both connections started (the browser holds each one's nonce cookie), not yet completed.
+    let mut started = Vec::new();
+    for integration in ["amazon", "messenger"] {
+        let (status, body) = s
+            .post(
+                &t.token,
+                &format!("/v1/merchants/{m}/integrations/{integration}/connect"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{integration}: {body}");
+        let url = body["authorize_url"].as_str().expect("authorize_url");
+        started.push((integration, url.to_owned()));
+    }
+
+    let (status, body) = delete(&s, &t.token, &format!("/v1/merchants/{m}")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    // The platforms consent and send the browser back: the merchant is gone.
+    for (integration, url) in started {
+        let res = s.browser.get(url).send().await.expect("consent answers");
+        assert_eq!(res.status(), StatusCode::GONE, "{integration}");
+        let problem: Value = res.json().await.expect("a problem");
+        assert!(
+            problem["type"].as_str().unwrap_or("").ends_with("gone"),
+            "{integration}: {problem}"
+        );
+    }
+    let table = whole_table(&s).await;
+    let written: Vec<&Item> = mentioning(&table, std::slice::from_ref(&m))
+        .into_iter()
+        .filter(|i| {
+            [
+                RecordKind::AmazonConnection,
+                RecordKind::AmazonConnectedIndex,
+                RecordKind::MessengerAuthorization,
+                RecordKind::FacebookUserIndex,
+            ]
+            .iter()
+            .any(|k| attr(i, "kind") == k.as_str())
+                || [
+                    "token_ciphertext",
+                    "user_token_ciphertext",
+                    "refresh_token_ciphertext",
+                ]
+                .iter()
+                .any(|a| i.contains_key(*a))
+        })
+        .collect();
+    assert!(
+        written.is_empty(),
+        "written after the deletion: {written:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_a19_a_merchant_being_deleted_is_no_longer_listed_for_its_members() {
+    // No job runs: the memberships stay until its last step, and the lists must not show the
+    // merchant meanwhile.
+    let s = support::stack_with(|o| o.run_pollers = false).await;
+    let gone = s.merchant("owner@listed.example").await;
+    let stays = s.merchant("owner@listed.example").await;
+    let token = &gone.token;
+    let ids = |body: &Value, list: &str| -> BTreeSet<String> {
+        body[list]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|m| m["id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let both = BTreeSet::from([gone.merchant_id.clone(), stays.merchant_id.clone()]);
+    let (status, me) = s.get(token, "/v1/me").await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(ids(&me, "merchants"), both, "{me}");
+
+    let (status, body) = delete(&s, token, &format!("/v1/merchants/{}", gone.merchant_id)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    let only = BTreeSet::from([stays.merchant_id.clone()]);
+    let (status, me) = s.get(token, "/v1/me").await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(ids(&me, "merchants"), only, "{me}");
+    let (status, list) = s.get(token, "/v1/merchants").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(ids(&list, "items"), only, "{list}");
 }

@@ -766,3 +766,127 @@ async fn policy_a19_an_export_whose_merchant_data_is_unreadable_is_marked_failed
     );
     assert!(failed.object_key.is_none());
 }
+
+/// The keys of the data bucket under `prefix`.
+async fn bucket_keys(s: &TestStack, prefix: &str) -> Vec<String> {
+    let s3 = ecomdrive_aws::s3_client(&crate::support::sdk().await);
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let out = s3
+            .list_objects_v2()
+            .bucket(&s.stack.resources.bucket)
+            .prefix(prefix)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .expect("the bucket lists");
+        keys.extend(
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        token = out.next_continuation_token().map(str::to_owned);
+        if token.is_none() {
+            return keys;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_a19_an_export_running_while_its_merchant_is_deleted_brings_nothing_back() {
+    let s = stack().await;
+    let t = s.merchant("owner@export-vs-delete.example").await;
+    let m = mid(&t);
+    // The export is asked for, and its job has read its record (as `Exporter::run` does first)
+    // when the owner deletes the merchant.
+    let e = ExportRecord::queued(
+        m.clone(),
+        ExportFormat::Json,
+        UserId::parse("3f1c2a9e-owner").unwrap(),
+        OffsetDateTime::now_utc(),
+    );
+    s.stack.store.create_export(&e).await.unwrap();
+    let read = s
+        .stack
+        .store
+        .export(&m, &e.id)
+        .await
+        .unwrap()
+        .expect("the job reads its record");
+    let (status, body) = s
+        .call(
+            Method::DELETE,
+            Some(&t.token),
+            &format!("/v1/merchants/{m}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let deletion = ecomdrive_core::ids::DeletionId::parse(
+        body["confirmation_code"]
+            .as_str()
+            .expect("a confirmation code"),
+    )
+    .unwrap();
+    // The deletion finishes (the stack's job: `POST /_local/run/data-deletion` drains its queue).
+    eventually_within(
+        "the merchant deletion done",
+        Duration::from_secs(120),
+        || async {
+            let (status, body) = s
+                .call(Method::POST, None, "/_local/run/data-deletion", None)
+                .await;
+            assert!(status.is_success(), "{status} {body}");
+            s.stack
+                .store
+                .deletion(&deletion)
+                .await
+                .unwrap()
+                .filter(|r| r.status == ecomdrive_core::data_rights::DeletionStatus::Done)
+        },
+    )
+    .await;
+    let pk = format!("MERCHANT#{m}");
+    let in_partition = |items: Vec<HashMap<String, AttributeValue>>| -> Vec<_> {
+        items
+            .into_iter()
+            .filter(|i| i.get("PK").and_then(|v| v.as_s().ok()) == Some(&pk))
+            .collect()
+    };
+    assert!(in_partition(scan_table(&s).await).is_empty());
+    let prefix = format!("exports/{m}/");
+
+    // Now the export job carries on. Each step it takes stops, writes nothing, and asks for no
+    // retry: the zip is not uploaded...
+    let dir = TempDir::new();
+    let job = exporter(&s, &dir.0).await;
+    assert!(
+        matches!(
+            job.export(&read).await,
+            Err(data_export::ExportError::MerchantDeleted)
+        ),
+        "no zip for a merchant being deleted"
+    );
+    assert_eq!(bucket_keys(&s, &prefix).await, Vec::<String>::new());
+    // ...the record is not saved back into the erased partition...
+    let mut running = read.clone();
+    running.status = ExportStatus::Running;
+    assert!(!s.stack.store.save_export(&running).await.unwrap());
+    // ...and the job as a whole, from its record or from its queue message, ends without error.
+    job.run_export(read.clone())
+        .await
+        .expect("no retry: the merchant is gone");
+    job.run(&ExportJob {
+        merchant_id: m.clone(),
+        export_id: e.id.clone(),
+    })
+    .await
+    .expect("no retry: the export is gone");
+
+    // Nothing of the merchant came back: no file, no item in its partition (record or audit).
+    assert_eq!(bucket_keys(&s, &prefix).await, Vec::<String>::new());
+    let back = in_partition(scan_table(&s).await);
+    assert!(back.is_empty(), "{back:#?}");
+    assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 0);
+}

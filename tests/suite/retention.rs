@@ -382,6 +382,110 @@ async fn policy_a20_a_closed_merchant_is_deleted_90_days_later() {
     assert_eq!(requeued[0].deletion_id, receipt.id);
 }
 
+// --- A19: a merchant deletion nobody carries out ---
+
+/// Removes every message waiting on the deletions queue (a lost send, as far as the job knows).
+async fn lose_queued_deletions(s: &TestStack) -> usize {
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let mut lost = 0;
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&s.stack.resources.deletions_queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("the queue answers");
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return lost;
+        }
+        for msg in messages {
+            sqs.delete_message()
+                .queue_url(&s.stack.resources.deletions_queue_url)
+                .receipt_handle(msg.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("the message is deleted");
+            lost += 1;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_a19_a_merchant_deletion_whose_job_was_lost_is_queued_again_a_day_later() {
+    // No pollers: the deletion job stays on the queue for the test to see (or lose).
+    let s = stack_with(|o| o.run_pollers = false).await;
+    let sw = sweeper(&s).await;
+    let t = s.merchant("owner@lost-deletion.example").await;
+    let m = merchant_id(&t);
+    let (status, body) = s
+        .call(
+            reqwest::Method::DELETE,
+            Some(&t.token),
+            &format!("/v1/merchants/{m}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = store(&s)
+        .merchant_deletion(&m)
+        .await
+        .unwrap()
+        .expect("the merchant is being deleted");
+    let receipt = store(&s).deletion(&id).await.unwrap().expect("a receipt");
+    assert_eq!(
+        (receipt.channel, receipt.status),
+        (DeletionChannel::Api, DeletionStatus::Pending)
+    );
+    // The route queued its job; the message is lost (a failed send, as the job sees it).
+    assert_eq!(lose_queued_deletions(&s).await, 1);
+    let asked = receipt.requested_at;
+
+    // An hour on, the job may still be on its way: nothing is queued.
+    let report = sweep(&sw, asked + Duration::hours(1)).await;
+    assert_eq!(
+        (report.merchants_being_deleted, report.deletions_requeued),
+        (1, 0),
+        "{report:?}"
+    );
+    assert!(queued_deletions(&s).await.is_empty());
+
+    // A day on, still pending: it is queued again.
+    let day = asked + retention_sweeper::REQUEUE_AFTER + SECOND;
+    let report = sweep(&sw, day).await;
+    assert_eq!(report.deletions_requeued, 1, "{report:?}");
+    let jobs = queued_deletions(&s).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].deletion_id, id);
+    lose_queued_deletions(&s).await;
+
+    // A run claims it and dies holding it (its message ends in the DLQ): while its lease lasts
+    // the deletion is left to it; once the lease has run out, it is queued again.
+    let lease = std::time::Duration::from_secs(900);
+    assert!(
+        store(&s)
+            .claim_deletion(&id, "run_dead", day, lease)
+            .await
+            .unwrap()
+    );
+    let held = store(&s).deletion_with_lease(&id).await.unwrap().unwrap();
+    assert_eq!(held.receipt.status, DeletionStatus::Running);
+    assert_eq!(
+        held.lease_until.map(OffsetDateTime::unix_timestamp),
+        Some((day + lease).unix_timestamp()),
+        "the lease as the claim wrote it (whole seconds)"
+    );
+    let report = sweep(&sw, day + lease - SECOND).await;
+    assert_eq!(report.deletions_requeued, 0, "{report:?}");
+    assert!(queued_deletions(&s).await.is_empty());
+    let report = sweep(&sw, day + lease).await;
+    assert_eq!(report.deletions_requeued, 1, "{report:?}");
+    let jobs = queued_deletions(&s).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].deletion_id, id);
+}
+
 // --- E16: expired items ---
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

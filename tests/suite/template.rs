@@ -783,13 +783,21 @@ fn template_functions_use_known_runtime_and_build_method() {
 }
 
 #[test]
-fn template_log_retention_at_most_180_days() {
+fn policy_a5_usage_logs_go_before_their_ip_addresses_must() {
+    // The per-request usage records are these logs (the HTTP API's access log holds each caller's
+    // IP address). CloudWatch cannot cut an IP down to its network, so a log goes whole before
+    // the IP period ends, well before the usage-record period.
+    use ecomdrive_core::retention::{IP_ADDRESS, Period, USAGE_RECORDS};
+    let (Period::Days(ip_days), Period::Days(usage_days)) = (IP_ADDRESS, USAGE_RECORDS) else {
+        panic!("both periods are in days");
+    };
+    let limit = ip_days.min(usage_days) as f64;
     let groups: BTreeMap<&str, &Value> = of_type("AWS::Logs::LogGroup").into_iter().collect();
     for (id, group) in &groups {
         let days = number(&group["RetentionInDays"]).unwrap_or(f64::INFINITY);
         assert!(
-            days <= 180.0,
-            "log group {id} keeps logs {days} days; usage logs go after 180 (POLICY A5)"
+            days <= limit,
+            "log group {id} keeps logs {days} days; they hold IP addresses (POLICY A5: {limit})"
         );
     }
     // Each function logs to a group of the template, named as Lambda would name it; otherwise

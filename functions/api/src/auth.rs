@@ -23,7 +23,6 @@ use ecomdrive_core::role::{Action, Role, allows};
 use ecomdrive_runtime::RuntimeError;
 use ecomdrive_runtime::auth::bearer_from_headers;
 use ecomdrive_runtime::client::ClientInfo;
-use ecomdrive_runtime::problem::Problem;
 use http::request::Parts;
 use std::collections::HashMap;
 
@@ -131,6 +130,11 @@ impl Member {
     }
 }
 
+/// What every request reaching a merchant whose deletion was asked for answers: 410 Gone.
+pub(crate) fn merchant_gone() -> ApiError {
+    ApiError::Gone("this merchant was deleted at its owner's request".into())
+}
+
 /// Why a request under a merchant was refused before its handler ran.
 #[derive(Debug)]
 pub enum MemberRejection {
@@ -155,9 +159,7 @@ impl IntoResponse for MemberRejection {
     fn into_response(self) -> Response {
         match self {
             MemberRejection::Api(e) => e.into_response(),
-            MemberRejection::Gone => {
-                Problem::gone("this merchant was deleted at its owner's request").into_response()
-            }
+            MemberRejection::Gone => merchant_gone().into_response(),
         }
     }
 }

@@ -32,6 +32,9 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("outside the messaging window: {0}")]
     OutsideWindow(String),
+    /// What was asked for is gone for good (a deleted merchant): 410.
+    #[error("gone: {0}")]
+    Gone(String),
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
     /// The platform (Meta) refused or could not be reached.
@@ -106,6 +109,7 @@ impl IntoResponse for ApiError {
                 "The customer's messaging window is closed",
             )
             .with_detail(detail),
+            ApiError::Gone(detail) => Problem::gone(detail),
             ApiError::RateLimited { retry_after_secs } => {
                 Problem::too_many_requests(retry_after_secs)
             }

@@ -27,14 +27,14 @@
 
 use aws_lambda_events::event::sqs::SqsMessage;
 use ecomdrive_aws::store::deletion_jobs::{Budget, Counts, ObjectEraser, Progress};
+use ecomdrive_aws::store::deletions::DELETION_JOB_KIND;
 use ecomdrive_aws::{AwsError, Queue, Store, TokenVault};
-use ecomdrive_core::Secret;
 use ecomdrive_core::data_rights::{
     DeletionChannel, DeletionJob, DeletionReceipt, DeletionStatus, DeletionSubject,
 };
-use ecomdrive_core::ids::{DeletionId, MerchantId, PageId};
+use ecomdrive_core::ids::{DeletionId, MerchantId};
 use ecomdrive_platforms::outbound::OutboundHttp;
-use ecomdrive_runtime::secrets::{MetaAppSecrets, MetaEndpoints, SecretCache};
+use ecomdrive_runtime::secrets::{MetaAppSecrets, MetaEndpoints, PageUnsubscriber, SecretCache};
 use time::OffsetDateTime;
 
 /// Items and objects one run deletes at most: a few hundred batch calls, well inside the
@@ -45,9 +45,6 @@ pub const RUN_BUDGET: usize = 10_000;
 /// run killed by the timeout has lost the lease by the time SQS redelivers its message (after
 /// the queue's visibility timeout, 5400 s).
 pub const RUN_LEASE: std::time::Duration = std::time::Duration::from_secs(900);
-
-/// The queue attribute `kind` of deletion jobs.
-pub const JOB_KIND: &str = "deletion";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeletionError {
@@ -110,7 +107,7 @@ impl DeletionRunner {
         match self.run(&job.deletion_id, self.budget).await? {
             RunOutcome::Unfinished { counts } => {
                 tracing::info!(deletion = %job.deletion_id, ?counts, "deletion goes on in the next run");
-                self.queue.send_json(JOB_KIND, &job).await?;
+                self.queue.send_json(DELETION_JOB_KIND, &job).await?;
             }
             RunOutcome::Done { counts } => {
                 tracing::info!(deletion = %job.deletion_id, ?counts, "deletion done")
@@ -238,7 +235,7 @@ impl DeletionRunner {
         self.revoke_tokens(m).await?;
         self.queue
             .send_json(
-                JOB_KIND,
+                DELETION_JOB_KIND,
                 &DeletionJob {
                     deletion_id: asked.receipt.id.clone(),
                 },
@@ -250,22 +247,9 @@ impl DeletionRunner {
     /// Deletes whatever tokens the merchant still has, unsubscribing our app from each Page at
     /// Meta first (Amazon has no revocation API; see [`Store::forget_merchant_tokens`]).
     async fn revoke_tokens(&self, m: &MerchantId) -> Result<(), DeletionError> {
-        let meta = match self.meta.client(&self.http, &self.meta_secrets).await {
-            Ok(client) => Some(client),
-            Err(e) => {
-                tracing::warn!(error = %e, "no Meta client: Page tokens are deleted without unsubscribing");
-                None
-            }
-        };
-        let meta = meta.as_ref();
+        let pages = PageUnsubscriber::connect(&self.meta, &self.http, &self.meta_secrets).await;
         self.store
-            .forget_merchant_tokens(m, &self.vault, |page: PageId, token: Secret| async move {
-                if let Some(meta) = meta
-                    && let Err(e) = meta.unsubscribe_page(page.as_str(), &token).await
-                {
-                    tracing::warn!(error = %e, "could not unsubscribe the Page; deleting its token anyway");
-                }
-            })
+            .forget_merchant_tokens(m, &self.vault, |page, token| pages.unsubscribe(page, token))
             .await?;
         Ok(())
     }

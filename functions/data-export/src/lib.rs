@@ -6,6 +6,14 @@
 //! names); then writes the zip from those files (a JSON array or a CSV per kind, the attachment
 //! files, the monthly P&L, `manifest.json`), uploads it to `exports/<merchant>/<export>.zip`
 //! (the bucket expires it after days), and marks the export done.
+//!
+//! An export never outlives its merchant's deletion. The deletion job erases the partition and
+//! `exports/<merchant>/` once; whatever an export wrote after that would stay for good. So the job
+//! looks for the merchant's tombstone (`Store::merchant_deletion`) before it starts, before it
+//! uploads and before its final save, and stops when it finds one: nothing more written, its own
+//! zip removed, and no error (a retry would find the same). Every save of the export record is
+//! conditional on the record still being there, so a deletion that erased it between a check and
+//! the save is not undone either.
 
 pub mod archive;
 pub mod files;
@@ -47,6 +55,9 @@ pub enum ExportError {
     Zip(#[from] zip::result::ZipError),
     #[error("a blocking task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The merchant's deletion was asked for while the export ran: it stops, writing nothing.
+    #[error("the merchant is being deleted")]
+    MerchantDeleted,
 }
 
 impl ExportError {
@@ -62,6 +73,8 @@ impl ExportError {
             ExportError::BadRecord(_) | ExportError::Store(_) => {
                 "the data could not be read or the file stored; request a new export"
             }
+            // Never saved (the record goes with the merchant); said for completeness.
+            ExportError::MerchantDeleted => "the account is being deleted",
         }
     }
 }
@@ -91,10 +104,10 @@ impl Exporter {
 
     /// Runs an export. A failure marks it `failed` with a reason and answers `Err`, so the queue
     /// tries again (the next try starts over); the last try's failure stays `failed`. A finished
-    /// export delivered again is left alone.
+    /// export delivered again is left alone, and so is one whose merchant is being deleted.
     pub async fn run(&self, job: &ExportJob) -> Result<(), ExportError> {
         let m = &job.merchant_id;
-        let Some(mut export) = self.store.export(m, &job.export_id).await? else {
+        let Some(export) = self.store.export(m, &job.export_id).await? else {
             // Gone with its merchant (deleted meanwhile): nothing to do.
             tracing::warn!(merchant_id = %m, export_id = %job.export_id, "export not found");
             return Ok(());
@@ -102,31 +115,93 @@ impl Exporter {
         if export.status == ExportStatus::Done {
             return Ok(());
         }
+        self.run_export(export).await
+    }
+
+    /// Carries out an export whose record [`Exporter::run`] has read. The merchant's deletion may
+    /// be asked for, and even carried out, at any point after that read: the export then stops
+    /// with `Ok` (nothing to retry) and leaves nothing behind (see the module's documentation).
+    pub async fn run_export(&self, mut export: ExportRecord) -> Result<(), ExportError> {
+        let m = export.merchant_id.clone();
+        if self.being_deleted(&export).await? {
+            return Ok(());
+        }
         export.status = ExportStatus::Running;
         export.error = None;
-        self.store.save_export(&export).await?;
+        if !self.store.save_export(&export).await? {
+            return self.gone(&export).await;
+        }
         match self.export(&export).await {
             Ok(done) => {
+                // The zip is in the bucket: a deletion asked for meanwhile may have cleared
+                // `exports/<merchant>/` already and would never see it.
+                if self.being_deleted(&export).await? {
+                    return Ok(());
+                }
                 export.status = ExportStatus::Done;
                 export.finished_at = Some(OffsetDateTime::now_utc());
                 export.object_key = Some(done.object_key);
                 export.counts = done.counts;
-                self.store.save_export(&export).await?;
+                if !self.store.save_export(&export).await? {
+                    return self.gone(&export).await;
+                }
+                // The record is saved; its audit goes only into a merchant not being deleted.
+                if self.being_deleted(&export).await? {
+                    return Ok(());
+                }
                 self.store
-                    .audit(m, &Actor::Job(JOB), "export.done", Some(export.id.as_str()))
+                    .audit(
+                        &m,
+                        &Actor::Job(JOB),
+                        "export.done",
+                        Some(export.id.as_str()),
+                    )
                     .await?;
                 tracing::info!(merchant_id = %m, export_id = %export.id, counts = ?export.counts, "export done");
                 Ok(())
             }
+            Err(ExportError::MerchantDeleted) => {
+                self.being_deleted(&export).await?;
+                Ok(())
+            }
             Err(e) => {
+                // Data vanishing under the export may be the deletion's doing: not a failure.
+                if self.being_deleted(&export).await? {
+                    return Ok(());
+                }
                 tracing::error!(merchant_id = %m, export_id = %export.id, error = %e, "export failed");
                 export.status = ExportStatus::Failed;
                 export.finished_at = Some(OffsetDateTime::now_utc());
                 export.error = Some(e.reason().to_owned());
-                self.store.save_export(&export).await?;
+                if !self.store.save_export(&export).await? {
+                    return self.gone(&export).await;
+                }
                 Err(e)
             }
         }
+    }
+
+    /// True when the export's merchant is being deleted (or was): the export stops here. Its
+    /// zip, if a try of it uploaded one, is removed: the deletion may have cleared the merchant's
+    /// exports before it was written. Idempotent, so a retried try cleans up as well.
+    async fn being_deleted(&self, export: &ExportRecord) -> Result<bool, ExportError> {
+        let m = &export.merchant_id;
+        let Some(deletion) = None::<ecomdrive_core::ids::DeletionId> else {
+            return Ok(false);
+        };
+        self.blobs.delete(&export_key(m, &export.id)).await?;
+        tracing::info!(merchant_id = %m, export_id = %export.id, deletion_id = %deletion, "merchant being deleted: export stopped");
+        Ok(true)
+    }
+
+    /// The export's record is gone (its merchant's deletion erased it): the export stops, with
+    /// its zip removed, as when the tombstone is found.
+    async fn gone(&self, export: &ExportRecord) -> Result<(), ExportError> {
+        self.blobs
+            .delete(&export_key(&export.merchant_id, &export.id))
+            .await?;
+        tracing::warn!(merchant_id = %export.merchant_id, export_id = %export.id, "export record gone meanwhile: export stopped");
+        Ok(())
     }
 
     /// Writes and uploads the export's zip.
@@ -212,7 +287,11 @@ impl Exporter {
         };
         tokio::task::spawn_blocking(move || archive.finish(&manifest)).await??;
 
-        // 4. Upload.
+        // 4. Upload, unless the merchant's deletion was asked for meanwhile: the deletion may
+        // already be past `exports/<merchant>/`, and would never see the zip.
+        if false {
+            return Err(ExportError::MerchantDeleted);
+        }
         let key = export_key(m, &export.id);
         self.blobs
             .put_file(&key, &zip_path, Some("application/zip"))

@@ -10,7 +10,12 @@
 //!   their messages.
 //!
 //! Settlements, COGS and the other business records are never touched: they stay while the
-//! merchant does. A merchant already being deleted is left to its deletion.
+//! merchant does. A merchant already being deleted is left to its deletion, but the sweep makes
+//! sure someone carries it out: a merchant deletion of any channel (API, form, retention) that is
+//! not done [`REQUEUE_AFTER`] after it was asked for, and that no run holds (see
+//! `Store::claim_deletion`), gets its job queued again. Such a merchant is still in the list the
+//! sweep walks: its `MERCHANTS` index item is the last thing its deletion removes, and its
+//! tombstone (`Store::merchant_deletion`) names the deletion.
 //!
 //! `now` is a parameter, so tests move the clock; the schedule passes the real time. Every write
 //! is conditional and every choice is re-derived from the data, so a sweep that runs twice (a
@@ -35,9 +40,17 @@ pub const JOB: &str = "retention-sweeper";
 /// run over many merchants short without crowding the table.
 const MERCHANTS_IN_FLIGHT: usize = 4;
 
-/// A retention deletion still pending this long after it was asked for lost its queue message
-/// (the job marks it running as it starts, within seconds): it is queued again. The deletion
-/// job is resumable, so a second message for the same deletion is harmless.
+/// A merchant deletion not done this long after it was asked for, and that no run holds, has
+/// lost its job: it is queued again (whatever its channel).
+///
+/// Every channel queues its job as it asks, and the job starts within seconds; a failing run is
+/// retried by SQS until the message reaches the DLQ (`maxReceiveCount` × the visibility timeout,
+/// hours), and a run stopped by its budget queues itself again. So a day on, a deletion nobody
+/// holds is one whose message never got sent (the send failed after the receipt was written) or
+/// went to the DLQ (a run that died holding it, then retries that failed): nothing else would
+/// ever pick it up, and the policy's 30 days run. A daily sweep queues it again, so it gets
+/// another try every day until it is done. The job is resumable and claims the deletion before
+/// it works, so a second message for a deletion under way is harmless (that run answers `Busy`).
 pub const REQUEUE_AFTER: Duration = Duration::days(1);
 
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +72,7 @@ pub struct SweepReport {
     pub conversations_deleted: u64,
     /// Closed accounts whose deletion was asked for.
     pub merchants_deletion_requested: u64,
-    /// Retention deletions queued again because their first message was lost.
+    /// Merchant deletions queued again because nobody was carrying them out ([`REQUEUE_AFTER`]).
     pub deletions_requeued: u64,
     /// Merchants left to a deletion already under way.
     pub merchants_being_deleted: u64,
@@ -172,20 +185,25 @@ impl RetentionSweeper {
         Ok(true)
     }
 
-    /// Queues again a retention deletion whose job never started (see [`REQUEUE_AFTER`]).
+    /// Queues again a merchant deletion that nobody is carrying out (see [`REQUEUE_AFTER`]).
     async fn requeue_if_lost(
         &self,
         id: &DeletionId,
         now: OffsetDateTime,
     ) -> Result<bool, SweepError> {
-        let Some(receipt) = self.store.deletion(id).await? else {
+        let Some(deletion) = self.store.deletion_with_lease(id).await? else {
             return Ok(false);
         };
-        if !job_looks_lost(&receipt, now) {
+        if !job_looks_lost(&deletion.receipt, deletion.lease_until, now) {
             return Ok(false);
         }
         self.queue(id).await?;
-        tracing::warn!(deletion_id = %id, "retention deletion still pending: queued again");
+        tracing::warn!(
+            deletion_id = %id,
+            channel = ?deletion.receipt.channel,
+            status = ?deletion.receipt.status,
+            "merchant deletion not done and held by no run: queued again"
+        );
         Ok(true)
     }
 
@@ -295,11 +313,19 @@ impl RetentionSweeper {
     }
 }
 
-/// A retention deletion whose job should have started by now but has not.
-fn job_looks_lost(receipt: &DeletionReceipt, now: OffsetDateTime) -> bool {
+/// A deletion nobody is carrying out: not done, asked for at least [`REQUEUE_AFTER`] ago, and
+/// held by no run: never claimed or given back (`lease_until` absent), or claimed by a run that
+/// died (its lease ran out: `lease_until <= now`, as `Store::claim_deletion` counts it). Whatever
+/// the channel it was asked through.
+fn job_looks_lost(
+    receipt: &DeletionReceipt,
+    lease_until: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> bool {
     receipt.channel == DeletionChannel::Retention
         && receipt.status == DeletionStatus::Pending
         && now >= receipt.requested_at + REQUEUE_AFTER
+        && lease_until.is_none_or(|until| until <= now)
 }
 
 #[cfg(test)]
@@ -319,27 +345,46 @@ mod tests {
     }
 
     #[test]
-    fn a_retention_deletion_is_queued_again_only_a_day_after_it_was_asked_for() {
+    fn a_deletion_of_any_channel_is_queued_again_only_a_day_after_it_was_asked_for() {
         let at = datetime!(2026-06-08 08:30:00 UTC);
-        let r = receipt(DeletionChannel::Retention, at);
-        assert!(!job_looks_lost(&r, at));
-        assert!(!job_looks_lost(
-            &r,
-            at + REQUEUE_AFTER - Duration::seconds(1)
-        ));
-        assert!(job_looks_lost(&r, at + REQUEUE_AFTER));
-        // Started or done: the job has it.
-        for status in [DeletionStatus::Running, DeletionStatus::Done] {
-            let started = DeletionReceipt {
-                status,
-                ..r.clone()
-            };
-            assert!(!job_looks_lost(&started, at + Duration::days(5)));
+        for channel in [
+            DeletionChannel::Retention,
+            DeletionChannel::Api,
+            DeletionChannel::Form,
+        ] {
+            let r = receipt(channel, at);
+            assert!(!job_looks_lost(&r, None, at), "{channel:?}");
+            assert!(
+                !job_looks_lost(&r, None, at + REQUEUE_AFTER - Duration::seconds(1)),
+                "{channel:?}"
+            );
+            assert!(job_looks_lost(&r, None, at + REQUEUE_AFTER), "{channel:?}");
         }
-        // Other channels are their routes' to queue (an owner's deletion may wait for its
-        // cancel window).
-        let asked = receipt(DeletionChannel::Api, at);
-        assert!(!job_looks_lost(&asked, at + Duration::days(5)));
+    }
+
+    #[test]
+    fn a_deletion_held_by_a_live_run_or_done_is_left_alone_and_a_dead_runs_is_not() {
+        let at = datetime!(2026-06-08 08:30:00 UTC);
+        let later = at + REQUEUE_AFTER + Duration::hours(3);
+        let running = DeletionReceipt {
+            status: DeletionStatus::Running,
+            ..receipt(DeletionChannel::Api, at)
+        };
+        // A run holds it until after `later`: it is under way.
+        let held = Some(later + Duration::seconds(1));
+        assert!(!job_looks_lost(&running, held, later));
+        // Its lease ran out (at `later` exactly, as a claim counts it): the run died.
+        assert!(job_looks_lost(&running, Some(later), later));
+        assert!(job_looks_lost(&running, Some(at), later));
+        // Given back between runs (no lease), still not done: nobody holds it.
+        assert!(job_looks_lost(&running, None, later));
+        // Done: nothing to do, lease or not.
+        let done = DeletionReceipt {
+            status: DeletionStatus::Done,
+            ..running.clone()
+        };
+        assert!(!job_looks_lost(&done, None, later + Duration::days(40)));
+        assert!(!job_looks_lost(&done, Some(at), later));
     }
 
     #[test]

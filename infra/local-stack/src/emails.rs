@@ -1,82 +1,123 @@
-//! `GET /_local/emails`: the e-mails the functions sent through SES, as the emulator recorded
-//! them, newest last. Locally nothing leaves the machine; this is how a person (or a test) reads
-//! the deletion form's confirmation links.
+//! `GET /_local/emails`: the e-mails the functions sent through SES, newest last. Locally nothing
+//! leaves the machine; this is how a person (or a test) reads the deletion form's links.
+//!
+//! The functions' SES client is the real one, sending to the emulator; the local stack adds an
+//! SDK interceptor to it that keeps each message SES accepted (the emulator's own state dump
+//! lists every object of every test and grows too slow to read).
 
+use aws_sdk_sesv2::config::interceptors::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_sdk_sesv2::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_sesv2::error::BoxError;
+use aws_sdk_sesv2::operation::send_email::SendEmailInput;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
 
-/// Where the emulator's own state can be read (`/moto-api/data.json`).
-#[derive(Clone)]
-pub struct SentMail {
-    pub emulator: String,
-    pub http: reqwest::Client,
-}
+/// The messages SES accepted from this stack, oldest first.
+#[derive(Clone, Debug, Default)]
+pub struct Outbox(Arc<Mutex<Vec<Value>>>);
 
-impl SentMail {
-    /// Every message SES accepted, oldest first.
-    pub async fn list(&self) -> Result<Vec<Value>, String> {
-        let url = format!("{}/moto-api/data.json", self.emulator.trim_end_matches('/'));
-        let data: Value = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(emails_of(&data))
+impl Outbox {
+    pub fn emails(&self) -> Vec<Value> {
+        self.0.lock().expect("the outbox lock").clone()
+    }
+
+    /// An SES client that sends through `sdk` and records what SES accepted here.
+    pub fn ses_client(&self, sdk: &aws_config::SdkConfig) -> aws_sdk_sesv2::Client {
+        let conf = aws_sdk_sesv2::config::Builder::from(sdk)
+            .interceptor(self.clone())
+            .build();
+        aws_sdk_sesv2::Client::from_conf(conf)
     }
 }
 
-/// The emulator's SES messages as `{to, from, subject, body}`.
-fn emails_of(data: &Value) -> Vec<Value> {
-    data["ses"]["Message"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            json!({
-                "to": m["destinations"]["ToAddresses"],
-                "from": m["source"],
-                "subject": m["subject"],
-                "body": m["body"],
-            })
-        })
-        .collect()
+/// The message of the request under way, until SES has answered.
+#[derive(Clone, Debug)]
+struct Sending(Value);
+
+impl Storable for Sending {
+    type Storer = StoreReplace<Self>;
 }
 
-pub async fn list_emails(State(mail): State<SentMail>) -> Response {
-    match mail.list().await {
-        Ok(emails) => Json(json!({ "emails": emails })).into_response(),
-        Err(e) => (
-            StatusCode::BAD_GATEWAY,
-            Json(
-                json!({ "error": format!("the emulator's recorded mail could not be read: {e}") }),
-            ),
-        )
-            .into_response(),
+/// `{to, from, subject, body}` of a simple text message.
+fn email_of(input: &SendEmailInput) -> Value {
+    let simple = input.content().and_then(|c| c.simple());
+    json!({
+        "to": input.destination().map(|d| d.to_addresses()).unwrap_or_default(),
+        "from": input.from_email_address(),
+        "subject": simple.and_then(|m| m.subject()).map(|s| s.data()),
+        "body": simple
+            .and_then(|m| m.body())
+            .and_then(|b| b.text())
+            .map(|t| t.data()),
+    })
+}
+
+impl Intercept for Outbox {
+    fn name(&self) -> &'static str {
+        "LocalOutbox"
     }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(input) = context.input().downcast_ref::<SendEmailInput>() {
+            cfg.interceptor_state().store_put(Sending(email_of(input)));
+        }
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let accepted = matches!(context.output_or_error(), Some(Ok(_)));
+        if let (true, Some(Sending(email))) = (accepted, cfg.load::<Sending>()) {
+            self.0.lock().expect("the outbox lock").push(email.clone());
+        }
+        Ok(())
+    }
+}
+
+pub async fn list_emails(State(outbox): State<Outbox>) -> Json<Value> {
+    Json(json!({ "emails": outbox.emails() }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 
     #[test]
-    fn messages_are_listed_in_the_order_they_were_sent() {
-        let data = json!({"ses": {"Message": [
-            {"body": "first", "destinations": {"ToAddresses": ["a@x.test"]}, "id": "1", "source": "p@x.test", "subject": "s1"},
-            {"body": "second", "destinations": {"ToAddresses": ["b@x.test"]}, "id": "2", "source": "p@x.test", "subject": "s2"}
-        ]}});
-        let emails = emails_of(&data);
-        assert_eq!(emails.len(), 2);
-        assert_eq!(emails[0]["to"][0], "a@x.test");
-        assert_eq!(emails[1]["body"], "second");
-        assert!(emails_of(&json!({})).is_empty());
+    fn a_message_reads_as_to_from_subject_and_body() {
+        let content = |d: &str| Content::builder().data(d).build().unwrap();
+        let input = SendEmailInput::builder()
+            .from_email_address("privacy@x.test")
+            .destination(Destination::builder().to_addresses("a@x.test").build())
+            .content(
+                EmailContent::builder()
+                    .simple(
+                        Message::builder()
+                            .subject(content("Confirm"))
+                            .body(Body::builder().text(content("Open the link")).build())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+            .unwrap();
+        let email = email_of(&input);
+        assert_eq!(email["to"][0], "a@x.test");
+        assert_eq!(email["from"], "privacy@x.test");
+        assert_eq!(email["subject"], "Confirm");
+        assert_eq!(email["body"], "Open the link");
     }
 }

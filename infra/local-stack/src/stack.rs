@@ -3,7 +3,7 @@
 //! functions on pollers. The scheduled functions run on demand (`POST /_local/run/...`).
 //! `local-stack` (the README's first command) runs it; the tests start one per test.
 
-use crate::emails::{SentMail, list_emails};
+use crate::emails::{Outbox, list_emails};
 use crate::error::LocalError;
 use crate::idp::LocalIdp;
 use crate::poller::{BatchHandler, Poller};
@@ -316,11 +316,12 @@ impl RunningStack {
             deletions: deletions_queue.clone(),
             objects: ObjectEraser::new(s3_client(sdk), resources.bucket.clone()),
         };
+        let outbox = Outbox::default();
         let data_deletion = data_deletion::router(DeletionState {
             store: store.clone(),
             vault: vault.clone(),
             deletions: deletions_queue.clone(),
-            mailer: Mailer::new(aws_sdk_sesv2::Client::new(sdk), resources.mail_from.clone()),
+            mailer: Mailer::new(outbox.ses_client(sdk), resources.mail_from.clone()),
             form_secrets: SecretCache::new(
                 aws_sdk_secretsmanager::Client::new(sdk),
                 resources.deletion_form_secret_id.clone(),
@@ -423,10 +424,7 @@ impl RunningStack {
             .merge(
                 Router::new()
                     .route("/_local/emails", get(list_emails))
-                    .with_state(SentMail {
-                        emulator: sdk.endpoint_url().unwrap_or_default().to_owned(),
-                        http: reqwest::Client::new(),
-                    }),
+                    .with_state(outbox),
             )
             .merge(webhook)
             .merge(data_deletion)

@@ -18,7 +18,11 @@ pub const CLOSED_MERCHANT: Period = Period::Days(90);
 pub const DELETION_DEADLINE: Period = Period::Days(30);
 /// Audit and usage records keep the IP address this long, then only its network (POLICY A5).
 pub const IP_ADDRESS: Period = Period::Days(90);
-/// Per-request usage records are deleted this long after the request (POLICY A5).
+/// Per-request usage records are deleted this long after the request (POLICY A5). EcomDrive's
+/// per-request records are its logs (the HTTP API's access log, the functions' logs): CloudWatch
+/// deletes them after the log groups' `RetentionInDays`, which template.yaml keeps within this
+/// period and within [`IP_ADDRESS`], since the access log holds IP addresses (tested in the
+/// suite's `template` module).
 pub const USAGE_RECORDS: Period = Period::Days(180);
 /// Communication records: a conversation with no message for this long is deleted (POLICY A20).
 pub const COMMUNICATION_RECORDS: Period = Period::Years(2);

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ecomdrive_core::Secret;
+use ecomdrive_core::ids::PageId;
 use ecomdrive_platforms::meta::{MetaClient, MetaConfig};
 use ecomdrive_platforms::outbound::OutboundHttp;
 use serde::Deserialize;
@@ -337,5 +338,40 @@ impl MetaEndpoints {
             name: "META_GRAPH_BASE".into(),
             reason: e.to_string(),
         })
+    }
+}
+
+/// Takes our app's webhook subscription off the Pages whose tokens are about to be deleted (a
+/// merchant's deletion, POLICY A11): a courtesy to Meta, so nothing here stops the deletion. Without
+/// a Meta client (its secret unreadable) the tokens are deleted without unsubscribing; a refused
+/// unsubscription is logged. Hand [`PageUnsubscriber::unsubscribe`] to the store's
+/// `forget_merchant_tokens`.
+pub struct PageUnsubscriber {
+    meta: Option<MetaClient>,
+}
+
+impl PageUnsubscriber {
+    pub async fn connect(
+        endpoints: &MetaEndpoints,
+        http: &OutboundHttp,
+        secrets: &SecretCache<MetaAppSecrets>,
+    ) -> Self {
+        let meta = match endpoints.client(http, secrets).await {
+            Ok(client) => Some(client),
+            Err(e) => {
+                tracing::warn!(error = %e, "no Meta client: Page tokens are deleted without unsubscribing");
+                None
+            }
+        };
+        Self { meta }
+    }
+
+    /// Unsubscribes our app from `page` with its token; a failure is only logged.
+    pub async fn unsubscribe(&self, page: PageId, token: Secret) {
+        if let Some(meta) = &self.meta
+            && let Err(e) = meta.unsubscribe_page(page.as_str(), &token).await
+        {
+            tracing::warn!(error = %e, "could not unsubscribe the Page; deleting its token anyway");
+        }
     }
 }

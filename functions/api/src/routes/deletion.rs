@@ -15,15 +15,13 @@ use crate::error::{ApiError, ApiResult};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use ecomdrive_core::Secret;
+use ecomdrive_aws::store::deletions::DELETION_JOB_KIND;
 use ecomdrive_core::data_rights::{DeletionChannel, DeletionJob, DeletionReceipt};
-use ecomdrive_core::ids::{CustomerId, PageId};
+use ecomdrive_core::ids::CustomerId;
 use ecomdrive_core::role::{Action, allows};
+use ecomdrive_runtime::secrets::PageUnsubscriber;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-
-/// The queue attribute `kind` of deletion jobs (as `data-deletion` sends them).
-const JOB_KIND: &str = "deletion";
 
 /// What a deletion request answers: its confirmation code, where to follow it, its deadline.
 fn accepted(state: &AppState, r: &DeletionReceipt) -> (StatusCode, Json<Value>) {
@@ -43,40 +41,13 @@ async fn queue(state: &AppState, r: &DeletionReceipt) -> ApiResult<()> {
     state
         .deletions
         .send_json(
-            JOB_KIND,
+            DELETION_JOB_KIND,
             &DeletionJob {
                 deletion_id: r.id.clone(),
             },
         )
         .await
         .map_err(ApiError::internal)
-}
-
-/// Deletes the merchant's platform tokens now, unsubscribing our app from each Page at Meta first
-/// (a courtesy: the tokens are deleted whatever Meta answers). Amazon has no revocation API.
-pub(crate) async fn revoke_tokens(
-    state: &AppState,
-    m: &ecomdrive_core::ids::MerchantId,
-) -> ApiResult<()> {
-    let meta = match state.meta().await {
-        Ok(meta) => Some(meta),
-        Err(e) => {
-            tracing::warn!(error = %e, "no Meta client: Page tokens are deleted without unsubscribing");
-            None
-        }
-    };
-    let meta = meta.as_ref();
-    state
-        .store
-        .forget_merchant_tokens(m, &state.vault, |page: PageId, token: Secret| async move {
-            if let Some(meta) = meta
-                && let Err(e) = meta.unsubscribe_page(page.as_str(), &token).await
-            {
-                tracing::warn!(error = %e, "could not unsubscribe the Page; deleting its token anyway");
-            }
-        })
-        .await?;
-    Ok(())
 }
 
 /// Deletes the merchant and everything it holds (owner only). The deletion is recorded on its
@@ -103,8 +74,15 @@ pub async fn delete_merchant(
         .store
         .request_merchant_deletion(m, DeletionChannel::Api, OffsetDateTime::now_utc())
         .await?;
-    // Again on a repeat: a request that failed half-way is finished by asking again.
-    revoke_tokens(&state, m).await?;
+    // Again on a repeat: a request that failed half-way is finished by asking again. Each Page is
+    // unsubscribed at Meta first (Amazon has no revocation API).
+    let pages = PageUnsubscriber::connect(&state.config.meta, &state.http, &state.secrets).await;
+    state
+        .store
+        .forget_merchant_tokens(m, &state.vault, |page, token| {
+            pages.unsubscribe(page, token)
+        })
+        .await?;
     queue(&state, &asked.receipt).await?;
     // Who asked, kept in the logs: the merchant's audit log is about to be deleted.
     tracing::info!(

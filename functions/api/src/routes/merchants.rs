@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use ecomdrive_aws::store::audit::Actor;
 use ecomdrive_aws::store::audit::AuditRecord;
 use ecomdrive_aws::store::members::{Membership, Merchant};
-use ecomdrive_core::ids::UserId;
+use ecomdrive_core::ids::{MerchantId, UserId};
 use ecomdrive_core::merchant::{MerchantProfile, normalize_email};
 use ecomdrive_core::role::{Action, Role};
 use ecomdrive_runtime::client::ClientInfo;
@@ -49,12 +49,25 @@ impl MerchantView {
     }
 }
 
+/// The user's merchants and their role in each, but those being deleted: such a merchant is gone
+/// for its members from the request on (410 on its routes), though the job deletes their
+/// memberships only last.
+async fn live_merchants_of(state: &AppState, user: &UserId) -> ApiResult<Vec<(MerchantId, Role)>> {
+    let mut live = Vec::new();
+    for (id, role) in state.store.merchants_of(user).await? {
+        if state.store.merchant_deletion(&id).await?.is_none() {
+            live.push((id, role));
+        }
+    }
+    Ok(live)
+}
+
 #[utoipa::path(get, path = "/v1/me", tag = "users", responses((status = 200, description = "The signed-in user and their merchants")))]
 pub async fn me(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
 ) -> ApiResult<Json<Value>> {
-    let merchants = state.store.merchants_of(&user.id).await?;
+    let merchants = live_merchants_of(&state, &user.id).await?;
     Ok(Json(json!({
         "id": user.id,
         "email": user.email,
@@ -108,11 +121,7 @@ pub async fn list_merchants(
     CurrentUser(user): CurrentUser,
 ) -> ApiResult<Json<Value>> {
     let mut items = Vec::new();
-    for (id, role) in state.store.merchants_of(&user.id).await? {
-        // A merchant being deleted is gone for its members from the request on (410 on its routes).
-        if state.store.merchant_deletion(&id).await?.is_some() {
-            continue;
-        }
+    for (id, role) in live_merchants_of(&state, &user.id).await? {
         if let Some(m) = state.store.merchant(&id).await? {
             items.push(MerchantView::of(m, Some(role)));
         }

@@ -1,6 +1,7 @@
 //! The two ends of a platform's OAuth authorization (Messenger and Amazon alike): `start` hands
 //! out a signed single-use `state` and the browser nonce for the cookie; `redeem` checks the
-//! state, the cookie and that the user may still manage the merchant's integrations.
+//! state, the cookie, that the merchant is not being deleted (410 Gone, as on every route under it)
+//! and that the user may still manage the merchant's integrations.
 
 use crate::AppState;
 use crate::auth::Member;
@@ -111,12 +112,17 @@ pub(crate) async fn redeem(
     if stored.expires_at <= now {
         return Err(refused("the state has expired"));
     }
-    // The user must still be allowed to manage integrations of that merchant.
-    let membership = state
+    // The merchant must not be being deleted (its tokens are gone already, and its memberships
+    // are the last of its data to go), and the user must still be allowed to manage its
+    // integrations.
+    let (membership, deletion) = state
         .store
-        .membership(&stored.merchant_id, &stored.user_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+        .membership_and_deletion(&stored.merchant_id, &stored.user_id)
+        .await?;
+    if deletion.is_some() {
+        return Err(crate::auth::merchant_gone());
+    }
+    let membership = membership.ok_or(ApiError::NotFound)?;
     if !allows(membership.role, Action::ManageIntegrations) {
         return Err(ApiError::Forbidden);
     }

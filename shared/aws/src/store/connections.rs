@@ -234,7 +234,8 @@ impl Store {
     pub async fn delete_messenger_authorization(&self, m: &MerchantId) -> StoreResult<bool> {
         // The index item from the Facebook user to this merchant stays: Pages connected through
         // the authorization still name the user, and Meta's data deletion callback must find
-        // them. It goes with the merchant's deletion, or when that callback erases the user.
+        // them. It goes with the merchant's deletion (`Store::forget_merchant_tokens` deletes it
+        // with the authorization), or when that callback erases the user.
         let res = self
             .client
             .delete_item()

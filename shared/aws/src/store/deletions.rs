@@ -31,6 +31,10 @@ pub const PAGE_TOKEN_INTEGRATION: &str = "messenger_page";
 /// record it points from, so a deletion finds the index item from the merchant's own data.
 pub const FACEBOOK_USER_ATTRIBUTE: &str = "facebook_user_id";
 
+/// The queue attribute `kind` of a deletion job ([`ecomdrive_core::data_rights::DeletionJob`] on
+/// the `deletions` queue): whoever queues one (the API, the job itself) sends it under this name.
+pub const DELETION_JOB_KIND: &str = "deletion";
+
 /// The receipt's attributes (outside [`DeletionReceipt`]) naming the run that holds the
 /// deletion and until when (epoch seconds): see [`Store::claim_deletion`]. A completed receipt
 /// is written whole, without them.
@@ -236,6 +240,11 @@ impl Store {
     /// each Page's token (the Page is disconnected, so webhooks for it are dropped from now on), the
     /// authorizing Facebook user's token, and the Amazon refresh token. Idempotent.
     ///
+    /// The authorization goes with its `FBUSER#<id>` / `MERCHANT#<m>` index item: the merchant is
+    /// going, and once the authorization is deleted the job could no longer find that item from
+    /// the merchant's records when no Page connection names the person (see
+    /// [`Store::forget_messenger_authorization`]).
+    ///
     /// Where the platform lets a token be revoked, it is revoked first: each Page token is opened
     /// and handed to `unsubscribe` (Meta: remove our app's subscription from the Page), whose
     /// failure only gets logged, the token is deleted whatever the platform answered. Amazon's
@@ -277,9 +286,45 @@ impl Store {
             }
             done.page_tokens += 1;
         }
-        done.messenger_authorization = self.delete_messenger_authorization(m).await?;
+        done.messenger_authorization = self.forget_messenger_authorization(m).await?;
         done.amazon = self.disconnect_amazon(m).await?.is_some();
         Ok(done)
+    }
+
+    /// Deletes the merchant's Messenger authorization and the index item that leads from its
+    /// Facebook user to the merchant, the index item first (a run stopped in between finds the
+    /// authorization again next time). Unlike [`Store::delete_messenger_authorization`], which
+    /// keeps the index item for the Pages that may still name the person, this is for a merchant
+    /// being deleted. The authorization is read whether or not its TTL has passed: an expired one
+    /// lingers until DynamoDB removes it, and its index item has no TTL at all. True when there
+    /// was an authorization.
+    async fn forget_messenger_authorization(&self, m: &MerchantId) -> StoreResult<bool> {
+        let auth = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                keys::merchant_pk(m),
+                keys::MESSENGER_AUTH_SK,
+            )))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(AwsError::dynamo)?
+            .item;
+        if let Some(facebook_user) = auth.as_ref().and_then(facebook_user_of) {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(
+                    keys::facebook_user_pk(facebook_user),
+                    keys::facebook_user_sk(m),
+                )))
+                .send()
+                .await
+                .map_err(AwsError::dynamo)?;
+        }
+        self.delete_messenger_authorization(m).await
     }
 
     async fn drop_page_token(&self, m: &MerchantId, page: &PageId) -> StoreResult<()> {

@@ -158,15 +158,28 @@ impl Store {
         self.get(keys::merchant_pk(m), keys::export_sk(id)).await
     }
 
-    /// Saves an export's new state (the job is its only writer once it is queued).
-    pub async fn save_export(&self, e: &ExportRecord) -> StoreResult<()> {
-        self.put(Self::item(
-            RecordKind::ExportJob,
-            keys::merchant_pk(&e.merchant_id),
-            keys::export_sk(&e.id),
-            e,
-        )?)
-        .await
+    /// Saves an export's new state (the job is its only writer once it is queued), only over the
+    /// record as it is: false, and nothing written, when the record is gone. A merchant deletion
+    /// removes it with the rest of the partition, and a save after that must not bring a record
+    /// back into the deleted partition (the deletion would never see it again).
+    pub async fn save_export(&self, e: &ExportRecord) -> StoreResult<bool> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::item(
+                RecordKind::ExportJob,
+                keys::merchant_pk(&e.merchant_id),
+                keys::export_sk(&e.id),
+                e,
+            )?))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if super::is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(AwsError::dynamo(e)),
+        }
     }
 
     /// Every item of the merchant's partition, page by page: see [`PartitionReader`].

@@ -1,6 +1,7 @@
 //! What the retention sweeper reads and changes (POLICY A20, A5, E16): the list of merchants, a
 //! merchant's audit records old enough to lose their IP address, its conversations idle long
-//! enough to be deleted, and its account closing.
+//! enough to be deleted, its account closing, and whether a deletion under way still has a run
+//! holding it.
 //!
 //! The rules (which period, from when) are `ecomdrive_core::retention`'s; this module only finds
 //! the candidates by key range, so a sweep reads what may be due, not the whole table, and pages
@@ -11,7 +12,8 @@ use super::members::Merchant;
 use super::{Item, Store, StoreResult, keys, now_ms, rfc3339, s};
 use crate::AwsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use ecomdrive_core::ids::{AuditId, ConversationId, MerchantId};
+use ecomdrive_core::data_rights::DeletionReceipt;
+use ecomdrive_core::ids::{AuditId, ConversationId, DeletionId, MerchantId};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -21,6 +23,12 @@ pub const SWEEP_PAGE: i32 = 100;
 
 /// The sort key prefix of the merchants list ([`keys::merchant_index_sk`]).
 const MERCHANT_INDEX_PREFIX: &str = "MERCHANT#";
+
+/// The receipt's attribute holding until when (epoch seconds) a run of the deletion holds it: the
+/// one [`Store::claim_deletion`] sets and [`Store::release_deletion`] removes. Read only here
+/// (the lease is the deletion module's); a test claims a deletion and reads it back through
+/// [`Store::deletion_with_lease`], so a rename there fails it.
+const DELETION_LEASE_UNTIL: &str = "lease_until";
 
 /// The largest ULID time (48 bits): ids at it sort after every real id at any earlier time.
 const ULID_MAX_MS: u64 = (1 << 48) - 1;
@@ -58,6 +66,15 @@ struct AuditUsageItem {
     user_agent: Option<String>,
     #[serde(default)]
     ip_anonymised: bool,
+}
+
+/// A deletion's receipt and until when a run holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeletionWithLease {
+    pub receipt: DeletionReceipt,
+    /// Until when the run that last claimed the deletion holds it; `None` when no run holds it
+    /// (never claimed, or given back). A time in the past is a lease that ran out: its run died.
+    pub lease_until: Option<OffsetDateTime>,
 }
 
 /// A conversation and when its last message was.
@@ -103,6 +120,25 @@ impl Store {
             items,
             next: out.last_evaluated_key.map(SweepCursor),
         })
+    }
+
+    /// A deletion's receipt with its lease, for the sweeper to tell a deletion under way from one
+    /// nobody is carrying out (see [`Store::claim_deletion`]).
+    pub async fn deletion_with_lease(
+        &self,
+        id: &DeletionId,
+    ) -> StoreResult<Option<DeletionWithLease>> {
+        let Some(item) = self
+            .get_item(keys::deletion_pk(id), keys::DELETION_RECEIPT_SK.into())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let lease_until = lease_until_of(&item)?;
+        Ok(Some(DeletionWithLease {
+            receipt: Self::parse(item)?,
+            lease_until,
+        }))
     }
 
     /// A page of the merchant's audit records made at or before `made_by`, oldest first, with
@@ -307,6 +343,19 @@ fn merchant_of_index_item(item: &Item) -> StoreResult<MerchantId> {
         .ok_or_else(|| AwsError::Corrupt("a merchants list item without a merchant id".into()))
 }
 
+/// Until when a receipt's lease runs, if it has one.
+fn lease_until_of(item: &Item) -> StoreResult<Option<OffsetDateTime>> {
+    let Some(v) = item.get(DELETION_LEASE_UNTIL) else {
+        return Ok(None);
+    };
+    v.as_n()
+        .ok()
+        .and_then(|n| n.parse::<i64>().ok())
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+        .map(Some)
+        .ok_or_else(|| AwsError::Corrupt("a deletion lease that is not a time".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +370,22 @@ mod tests {
             merchant_of_index_item(&bad),
             Err(AwsError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn a_lease_is_read_from_its_epoch_seconds() {
+        let mut item = Item::new();
+        assert_eq!(lease_until_of(&item).unwrap(), None);
+        item.insert(
+            DELETION_LEASE_UNTIL.into(),
+            AttributeValue::N("1780000000".into()),
+        );
+        assert_eq!(
+            lease_until_of(&item).unwrap(),
+            Some(OffsetDateTime::from_unix_timestamp(1_780_000_000).unwrap())
+        );
+        item.insert(DELETION_LEASE_UNTIL.into(), s("soon"));
+        assert!(matches!(lease_until_of(&item), Err(AwsError::Corrupt(_))));
     }
 
     #[test]
