@@ -186,7 +186,7 @@ impl Exporter {
     /// exports before it was written. Idempotent, so a retried try cleans up as well.
     async fn being_deleted(&self, export: &ExportRecord) -> Result<bool, ExportError> {
         let m = &export.merchant_id;
-        let Some(deletion) = None::<ecomdrive_core::ids::DeletionId> else {
+        let Some(deletion) = self.store.merchant_deletion(m).await? else {
             return Ok(false);
         };
         self.blobs.delete(&export_key(m, &export.id)).await?;
@@ -289,7 +289,7 @@ impl Exporter {
 
         // 4. Upload, unless the merchant's deletion was asked for meanwhile: the deletion may
         // already be past `exports/<merchant>/`, and would never see the zip.
-        if false {
+        if self.store.merchant_deletion(m).await?.is_some() {
             return Err(ExportError::MerchantDeleted);
         }
         let key = export_key(m, &export.id);

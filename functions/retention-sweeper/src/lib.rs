@@ -322,8 +322,7 @@ fn job_looks_lost(
     lease_until: Option<OffsetDateTime>,
     now: OffsetDateTime,
 ) -> bool {
-    receipt.channel == DeletionChannel::Retention
-        && receipt.status == DeletionStatus::Pending
+    receipt.status != DeletionStatus::Done
         && now >= receipt.requested_at + REQUEUE_AFTER
         && lease_until.is_none_or(|until| until <= now)
 }

@@ -173,6 +173,7 @@ impl Store {
                 keys::export_sk(&e.id),
                 e,
             )?))
+            .condition_expression("attribute_exists(PK)")
             .send()
             .await;
         match res {
