@@ -149,11 +149,7 @@ impl AgentReply {
         };
         // Everything that can fail without sending comes before the claim: a claimed attempt
         // whose call never happened would otherwise wait out the echo wait for nothing.
-        let ctx = TokenContext {
-            merchant: m,
-            integration: "messenger_page",
-            resource: conv.page_id.as_str(),
-        };
+        let ctx = TokenContext::messenger_page(m, &conv.page_id);
         let token = match self.vault.open(&ctx, &sealed).await {
             Ok(token) => token,
             // This ciphertext will never open for this Page: retrying cannot help.

@@ -28,11 +28,12 @@ use axum::routing::post;
 use ecomdrive_aws::TokenContext;
 use ecomdrive_aws::store::audit::Actor;
 use ecomdrive_aws::store::connections::ForgetOutcome;
-use ecomdrive_aws::store::deletions::{PAGE_TOKEN_INTEGRATION, completed};
+use ecomdrive_aws::store::deletions::completed;
 use ecomdrive_core::data_rights::{DeletionChannel, DeletionReceipt, DeletionSubject};
 use ecomdrive_platforms::PlatformError;
 use ecomdrive_platforms::meta::{MAX_SIGNED_REQUEST_BYTES, SignedRequest, parse_signed_request};
 use ecomdrive_runtime::problem::Problem;
+use ecomdrive_runtime::secrets::PageUnsubscriber;
 use http::{HeaderMap, StatusCode, header};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -191,30 +192,20 @@ async fn forget(
         .await
         .map_err(|e| unavailable(&e))?;
     if !pages.is_empty() {
-        match state.meta.client(&state.http, &state.meta_secrets).await {
-            Ok(meta) => {
-                for page in &pages {
-                    let Some(sealed) = &page.token_ciphertext else {
-                        continue;
-                    };
-                    let ctx = TokenContext {
-                        merchant: &page.merchant_id,
-                        integration: PAGE_TOKEN_INTEGRATION,
-                        resource: page.page_id.as_str(),
-                    };
-                    let result = match state.vault.open(&ctx, sealed).await {
-                        Ok(token) => meta
-                            .unsubscribe_page(page.page_id.as_str(), &token)
-                            .await
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    if let Err(error) = result {
-                        tracing::warn!(%error, "could not unsubscribe a Page; disconnecting anyway");
-                    }
+        // Unsubscribing is a courtesy to Meta: the Pages are disconnected whatever it answers.
+        let unsubscriber =
+            PageUnsubscriber::connect(&state.meta, &state.http, &state.meta_secrets).await;
+        for page in &pages {
+            let Some(sealed) = &page.token_ciphertext else {
+                continue;
+            };
+            let ctx = TokenContext::messenger_page(&page.merchant_id, &page.page_id);
+            match state.vault.open(&ctx, sealed).await {
+                Ok(token) => unsubscriber.unsubscribe(page.page_id.clone(), token).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not open a Page token to unsubscribe; disconnecting anyway")
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "no Graph API client; disconnecting anyway"),
         }
     }
     let outcome = state

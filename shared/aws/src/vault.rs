@@ -22,6 +22,15 @@ pub struct TokenContext<'a> {
 }
 
 impl<'a> TokenContext<'a> {
+    /// A Page's token: bound to the merchant and the Page (POLICY E14).
+    pub fn messenger_page(merchant: &'a MerchantId, page: &'a ecomdrive_core::ids::PageId) -> Self {
+        Self {
+            merchant,
+            integration: MESSENGER_PAGE,
+            resource: page.as_str(),
+        }
+    }
+
     /// A seller's LWA refresh token: bound to the merchant and the selling partner (POLICY A11).
     pub fn amazon_seller(
         merchant: &'a MerchantId,
@@ -35,8 +44,11 @@ impl<'a> TokenContext<'a> {
     }
 }
 
-/// The integration name of Amazon refresh tokens (template.yaml grants KMS use by it).
+/// The integration names tokens are sealed under (template.yaml grants KMS use by them).
 pub const AMAZON_SELLER: &str = "amazon_seller";
+pub const MESSENGER_PAGE: &str = "messenger_page";
+/// The long-lived token of the user who authorized Pages (kept an hour, to pick Pages).
+pub const MESSENGER_USER: &str = "messenger_user";
 
 #[derive(Clone)]
 pub struct TokenVault {

@@ -19,6 +19,7 @@ use ecomdrive_aws::store::audit::Actor;
 use ecomdrive_aws::store::connections::{
     AUTHORIZATION_LIFETIME, AvailablePage, ConnectionStatus, MessengerAuthorization, PageConnection,
 };
+use ecomdrive_aws::vault::{MESSENGER_PAGE, MESSENGER_USER};
 use ecomdrive_core::ids::PageId;
 use ecomdrive_core::role::{Action, allows};
 use ecomdrive_platforms::meta::{MESSENGER_WEBHOOK_FIELDS, MetaClient};
@@ -28,8 +29,6 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 const CALLBACK_PATH: &str = "/oauth/messenger/callback";
-const USER_TOKEN: &str = "messenger_user";
-const PAGE_TOKEN: &str = "messenger_page";
 
 fn platform(e: impl std::fmt::Display) -> ApiError {
     ApiError::Platform(e.to_string())
@@ -99,7 +98,7 @@ pub async fn callback(
         .seal(
             &TokenContext {
                 merchant: &m,
-                integration: USER_TOKEN,
+                integration: MESSENGER_USER,
                 resource: user.as_str(),
             },
             &long,
@@ -248,7 +247,7 @@ pub async fn connect_page(
         .open(
             &TokenContext {
                 merchant: m,
-                integration: USER_TOKEN,
+                integration: MESSENGER_USER,
                 resource: auth.authorized_by.as_str(),
             },
             &auth.user_token_ciphertext,
@@ -280,7 +279,7 @@ pub async fn connect_page(
         .seal(
             &TokenContext {
                 merchant: m,
-                integration: PAGE_TOKEN,
+                integration: MESSENGER_PAGE,
                 resource: page_id.as_str(),
             },
             &access.access_token,
@@ -331,7 +330,7 @@ pub async fn disconnect_page(
         // Unsubscribing is a courtesy to Meta; the token is deleted whatever Meta answers.
         let ctx = TokenContext {
             merchant: m,
-            integration: PAGE_TOKEN,
+            integration: MESSENGER_PAGE,
             resource: page_id.as_str(),
         };
         match (state.vault.open(&ctx, sealed).await, state.meta().await) {

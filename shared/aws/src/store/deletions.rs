@@ -22,10 +22,6 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use time::OffsetDateTime;
 
-/// The integration of a Page token in its KMS encryption context (the Messenger routes seal Page
-/// tokens under it).
-pub const PAGE_TOKEN_INTEGRATION: &str = "messenger_page";
-
 /// The attribute naming the Facebook user (app-scoped id) on the records that came from their
 /// authorization: whoever writes a `FBUSER#` index item also writes this on the merchant's
 /// record it points from, so a deletion finds the index item from the merchant's own data.
@@ -266,12 +262,10 @@ impl Store {
             let Some(sealed) = &conn.token_ciphertext else {
                 continue;
             };
-            let ctx = TokenContext {
-                merchant: m,
-                integration: PAGE_TOKEN_INTEGRATION,
-                resource: page.as_str(),
-            };
-            match vault.open(&ctx, sealed).await {
+            match vault
+                .open(&TokenContext::messenger_page(m, page), sealed)
+                .await
+            {
                 Ok(token) => unsubscribe(page.clone(), token).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not open a Page token to revoke it; deleting it anyway")
