@@ -406,28 +406,6 @@ async fn sealed_and_token(s: &TestStack, t: &Tenant) -> (String, String) {
     (conn.refresh_token_ciphertext, token)
 }
 
-/// Every item of the table (a fresh table per stack: only this test's data).
-async fn scan_table(s: &TestStack) -> Vec<Item> {
-    let client = s.stack.store.client();
-    let mut out = Vec::new();
-    let mut start = None;
-    loop {
-        let res = client
-            .scan()
-            .table_name(s.stack.store.table())
-            .set_exclusive_start_key(start)
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("scan");
-        out.extend(res.items.unwrap_or_default());
-        start = res.last_evaluated_key;
-        if start.is_none() {
-            return out;
-        }
-    }
-}
-
 /// Every string inside an attribute value (maps and lists included).
 fn strings(v: &AttributeValue, out: &mut Vec<String>) {
     match v {
@@ -1367,7 +1345,7 @@ async fn policy_a11_disconnect_deletes_the_token_at_once_and_is_audited() {
     assert_eq!(body["connected"], false);
 
     // At once (no TTL, no sweeper): no item anywhere holds the token or its ciphertext.
-    for item in scan_table(&s).await {
+    for item in support::scan_table(s.stack.store.table()).await {
         assert!(
             !item.contains_key("refresh_token_ciphertext"),
             "an item still holds a refresh token ciphertext: {:?} {:?}",

@@ -275,28 +275,6 @@ async fn sandbox_me(s: &TestStack, token: &str) -> Value {
         .expect("JSON")
 }
 
-/// Every item of the table (a fresh table per stack: only this test's data).
-async fn scan_table(s: &TestStack) -> Vec<Item> {
-    let client = s.stack.store.client();
-    let mut out = Vec::new();
-    let mut start = None;
-    loop {
-        let res = client
-            .scan()
-            .table_name(s.stack.store.table())
-            .set_exclusive_start_key(start)
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("scan");
-        out.extend(res.items.unwrap_or_default());
-        start = res.last_evaluated_key;
-        if start.is_none() {
-            return out;
-        }
-    }
-}
-
 /// Every item of one partition, read raw.
 async fn partition(s: &TestStack, pk: &str) -> Vec<Item> {
     s.stack
@@ -1509,7 +1487,7 @@ async fn policy_e6_operational_records_are_scoped_to_the_merchant() {
         "pending_invites",
     ];
     let mut kinds = BTreeMap::<String, BTreeSet<String>>::new();
-    for item in scan_table(&s).await {
+    for item in support::scan_table(s.stack.store.table()).await {
         let pk = s_attr(&item, "PK").unwrap_or_default().to_owned();
         let sk = s_attr(&item, "SK").unwrap_or_default().to_owned();
         let kind = s_attr(&item, "kind").unwrap_or_default().to_owned();
@@ -1807,7 +1785,7 @@ async fn policy_a6_only_what_features_need_is_stored() {
     assert_eq!(s_attr(item, "mid"), Some(mid.as_str()));
 
     // No item anywhere holds the webhook payload (or a piece of its JSON).
-    let all = scan_table(&s).await;
+    let all = support::scan_table(s.stack.store.table()).await;
     assert!(
         all.iter()
             .any(|i| item_strings(i).iter().any(|v| v == text)),

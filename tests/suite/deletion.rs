@@ -11,22 +11,21 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use data_deletion::job::{DeletionRunner, RunOutcome};
 use ecomdrive_aws::store::deletion_jobs::{LEGAL_RECORDS, ObjectEraser};
 use ecomdrive_aws::store::kinds::{Home, RecordKind};
 use ecomdrive_aws::{Queue, TokenVault};
 use ecomdrive_core::data_rights::{DeletionReceipt, DeletionStatus};
-use ecomdrive_core::ids::{DeletionId, MerchantId};
+use ecomdrive_core::ids::DeletionId;
 use ecomdrive_local::poller::Poller;
 use ecomdrive_platforms::outbound::{AllowList, LoopbackPorts, OutboundHttp, Timeouts};
 use ecomdrive_runtime::secrets::{MetaEndpoints, SecretCache};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{self, PAGE_A, PAGE_B, Tenant, TestStack, eventually, eventually_within};
-
-type Item = std::collections::HashMap<String, AttributeValue>;
+use crate::support::{
+    self, Item, PAGE_A, PAGE_B, TestStack, bucket_keys, eventually, eventually_within, scan_table,
+};
 
 /// Customers' PSIDs long enough that no other number of the table contains them.
 const GONE_PSID: &str = "7700000000008101";
@@ -95,53 +94,6 @@ async fn drain(poller: &Poller) {
     {}
 }
 
-/// Every item of the table, raw.
-async fn whole_table(s: &TestStack) -> Vec<Item> {
-    let client = aws_sdk_dynamodb::Client::new(&support::sdk().await);
-    let mut all = Vec::new();
-    let mut start = None;
-    loop {
-        let out = client
-            .scan()
-            .table_name(&s.stack.resources.table)
-            .set_exclusive_start_key(start)
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("scan");
-        all.extend(out.items.unwrap_or_default());
-        start = out.last_evaluated_key;
-        if start.is_none() {
-            return all;
-        }
-    }
-}
-
-/// Every key of the data bucket.
-async fn whole_bucket(s: &TestStack) -> Vec<String> {
-    let s3 = ecomdrive_aws::s3_client(&support::sdk().await);
-    let mut keys = Vec::new();
-    let mut token = None;
-    loop {
-        let out = s3
-            .list_objects_v2()
-            .bucket(&s.stack.resources.bucket)
-            .set_continuation_token(token)
-            .send()
-            .await
-            .expect("list");
-        keys.extend(
-            out.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned)),
-        );
-        token = out.next_continuation_token().map(str::to_owned);
-        if token.is_none() {
-            return keys;
-        }
-    }
-}
-
 fn text(item: &Item) -> String {
     format!("{item:?}")
 }
@@ -168,204 +120,8 @@ fn merchant_items(items: &[Item], m: &str) -> Vec<Item> {
         .collect()
 }
 
-fn mid(t: &Tenant) -> MerchantId {
-    MerchantId::parse(&t.merchant_id).expect("merchant id")
-}
-
 async fn delete(s: &TestStack, token: &str, path: &str) -> (StatusCode, Value) {
     s.call(Method::DELETE, Some(token), path, None).await
-}
-
-/// A merchant with Messenger connected, a member and a pending invitation, a customer who wrote
-/// (with an attachment) and got a reply, Amazon connected with orders synced, review requests
-/// planned, a settlement uploaded and imported, costs, an upload slot and an export. Returns the
-/// tenant and the customer's PSID.
-async fn merchant_with_everything(s: &TestStack, owner: &str, agent: &str, psid: &str) -> Tenant {
-    let t = s.connected_merchant(owner, PAGE_A).await;
-    let m = &t.merchant_id;
-    let (status, body) = s.invite(&t, agent, "agent").await;
-    assert!(status.is_success(), "{body}");
-    let (status, body) = s.get(&s.token(agent), "/v1/me").await;
-    assert_eq!(status, StatusCode::OK, "the invitation is accepted: {body}");
-    let (status, body) = s.invite(&t, &format!("pending.{owner}"), "admin").await;
-    assert!(status.is_success(), "{body}");
-
-    // Messenger: a message, an attachment copied into the bucket, a reply sent.
-    s.customer_writes(PAGE_A, psid, "Where is my parcel?").await;
-    s.stack
-        .sandbox
-        .simulate_attachment(PAGE_A, psid, "image", b"\x89PNG fake".to_vec(), "image/png")
-        .await
-        .expect("the sandbox posts the attachment");
-    let conv = s.conversation_with(&t, psid).await;
-    let cid = conv["id"].as_str().expect("conversation id").to_owned();
-    let attachments = format!("merchants/{m}/attachments/{cid}/");
-    eventually("the attachment in the bucket", || async {
-        whole_bucket(s)
-            .await
-            .iter()
-            .any(|k| k.starts_with(&attachments))
-            .then_some(())
-    })
-    .await;
-    let (status, reply) = s
-        .post(
-            &t.token,
-            &format!("/v1/merchants/{m}/conversations/{cid}/replies"),
-            json!({"text": "It ships today", "client_id": format!("c-{psid}")}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
-    eventually("the reply sent", || async {
-        s.messages(&t, &cid)
-            .await
-            .iter()
-            .any(|msg| msg["id"] == reply["id"] && msg["status"] == "sent")
-            .then_some(())
-    })
-    .await;
-
-    // Amazon: connected, orders synced, one linked to the conversation, review requests planned.
-    let connected = s.connect_amazon(&t).await;
-    assert_eq!(connected["connected"], true, "{connected}");
-    eventually_within("the first order sync", Duration::from_secs(120), || async {
-        s.stack.store.sync_state(&mid(&t)).await.expect("store")
-    })
-    .await;
-    let (status, orders) = s.get(&t.token, &format!("/v1/merchants/{m}/orders")).await;
-    assert_eq!(status, StatusCode::OK, "{orders}");
-    let order_id = orders["items"][0]["order_id"]
-        .as_str()
-        .or_else(|| orders["items"][0]["id"].as_str())
-        .expect("a synced order")
-        .to_owned();
-    let (status, body) = s
-        .post(
-            &t.token,
-            &format!("/v1/merchants/{m}/conversations/{cid}/orders"),
-            json!({"order_ref": order_id}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = s
-        .call(
-            Method::PUT,
-            Some(&t.token),
-            &format!("/v1/merchants/{m}/solicitations/settings"),
-            Some(json!({"enabled": true})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, _) = s
-        .call(
-            Method::POST,
-            None,
-            "/_local/run/solicitation-scheduler",
-            None,
-        )
-        .await;
-    assert!(status.is_success());
-    eventually_within(
-        "review requests planned",
-        Duration::from_secs(60),
-        || async {
-            let planned = s
-                .stack
-                .store
-                .all_solicitations(&mid(&t))
-                .await
-                .expect("store");
-            (!planned.is_empty()).then_some(())
-        },
-    )
-    .await;
-
-    // Settlements and costs: a file uploaded, the scheduled import, costs, an upload slot.
-    let res = s
-        .browser
-        .post(s.url(&format!("/v1/merchants/{m}/settlements")))
-        .bearer_auth(&t.token)
-        .header("content-type", "text/tab-separated-values")
-        .body(crate::settlements::small_settlement("880001"))
-        .send()
-        .await
-        .expect("upload");
-    assert!(
-        res.status().is_success(),
-        "{}",
-        res.text().await.unwrap_or_default()
-    );
-    let res = s
-        .browser
-        .put(s.url(&format!("/v1/merchants/{m}/cogs")))
-        .bearer_auth(&t.token)
-        .header("content-type", "text/csv")
-        .body("sku,unit_cost,currency,effective_from\nKURTA-RED-M,400.00,INR,2026-10-01\n")
-        .send()
-        .await
-        .expect("cogs");
-    assert!(
-        res.status().is_success(),
-        "{}",
-        res.text().await.unwrap_or_default()
-    );
-    let (status, body) = s
-        .post(
-            &t.token,
-            &format!("/v1/merchants/{m}/settlements/uploads"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, _) = s
-        .call(Method::POST, None, "/_local/run/settlement-import", None)
-        .await;
-    assert!(status.is_success());
-    eventually_within(
-        "the scheduled settlement import",
-        Duration::from_secs(60),
-        || async {
-            s.stack
-                .store
-                .settlement_import_state(&mid(&t))
-                .await
-                .expect("store")
-        },
-    )
-    .await;
-
-    // An export, carried out by the stack's `data-export` job: its zip is in the bucket.
-    let (status, body) = s
-        .post(
-            &t.token,
-            &format!("/v1/merchants/{m}/exports"),
-            json!({"format": "json"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let export = body["id"].as_str().expect("export id").to_owned();
-    eventually_within("the export done", Duration::from_secs(120), || async {
-        let (status, _) = s
-            .call(Method::POST, None, "/_local/run/data-export", None)
-            .await;
-        assert!(status.is_success());
-        let (status, view) = s
-            .get(&t.token, &format!("/v1/merchants/{m}/exports/{export}"))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{view}");
-        assert_ne!(view["status"], "failed", "{view}");
-        (view["status"] == "done").then_some(())
-    })
-    .await;
-    let exports = format!("exports/{m}/");
-    assert!(
-        whole_bucket(s)
-            .await
-            .iter()
-            .any(|k| k.starts_with(&exports) && k.ends_with(".zip")),
-        "the export's zip is under {exports}"
-    );
-    t
 }
 
 /// The kinds of the merchant's partition.
@@ -380,14 +136,15 @@ fn kinds_of(items: &[Item], m: &str) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_a19_merchant_deletion_leaves_nothing_but_the_receipt() {
     let s = support::stack().await;
-    let a =
-        merchant_with_everything(&s, "owner@gone.example", "agent@gone.example", GONE_PSID).await;
+    let a = s
+        .merchant_with_everything("owner@gone.example", "agent@gone.example", GONE_PSID)
+        .await;
     // The other merchant: its own Page, customer and member.
     let b = s.connected_merchant("owner@stays.example", PAGE_B).await;
     s.customer_writes(PAGE_B, "8201", "hello B").await;
     s.conversation_with(&b, "8201").await;
 
-    let before = whole_table(&s).await;
+    let before = scan_table(&s.stack.resources.table).await;
     let kinds = kinds_of(&before, &a.merchant_id);
     let missing: Vec<&str> = RecordKind::ALL
         .iter()
@@ -443,7 +200,7 @@ async fn policy_a19_merchant_deletion_leaves_nothing_but_the_receipt() {
     assert_eq!(again["confirmation_code"], code.as_str());
 
     // POLICY A11: the tokens are gone at once, before the job ran; the Page was unsubscribed.
-    let now = whole_table(&s).await;
+    let now = scan_table(&s.stack.resources.table).await;
     let tokens: Vec<&Item> = now
         .iter()
         .filter(|i| text(i).contains(m.as_str()))
@@ -493,7 +250,7 @@ async fn policy_a19_merchant_deletion_leaves_nothing_but_the_receipt() {
     );
 
     // Nothing of A is left but its receipt and tombstone, and nothing A alone had.
-    let after = whole_table(&s).await;
+    let after = scan_table(&s.stack.resources.table).await;
     let left: Vec<&Item> = mentioning(&after, std::slice::from_ref(m))
         .into_iter()
         .filter(|i| attr(i, "kind") != "merchant_deleted_index")
@@ -509,7 +266,7 @@ async fn policy_a19_merchant_deletion_leaves_nothing_but_the_receipt() {
             .any(|i| attr(i, "PK") == format!("PAGE#{PAGE_A}")),
         "the Page's routing is gone"
     );
-    let bucket = whole_bucket(&s).await;
+    let bucket = bucket_keys(&s.stack.resources.bucket, "").await;
     for prefix in [format!("merchants/{m}/"), format!("exports/{m}/")] {
         let left: Vec<&String> = bucket.iter().filter(|k| k.starts_with(&prefix)).collect();
         assert!(left.is_empty(), "left under {prefix}: {left:?}");
@@ -567,7 +324,7 @@ async fn policy_e15_customer_deletion_removes_the_customer_everywhere() {
     let cid = gone["id"].as_str().unwrap().to_owned();
     let customer = gone["customer"]["id"].as_str().unwrap().to_owned();
     eventually("the attachment in the bucket", || async {
-        whole_bucket(&s)
+        bucket_keys(&s.stack.resources.bucket, "")
             .await
             .iter()
             .any(|k| k.contains(&cid))
@@ -608,7 +365,7 @@ async fn policy_e15_customer_deletion_removes_the_customer_everywhere() {
         .into_iter()
         .chain(message_ids)
         .collect();
-    let before = whole_table(&s).await;
+    let before = scan_table(&s.stack.resources.table).await;
     assert!(!mentioning(&before, &needles).is_empty());
     let stays_id = stays["customer"]["id"].as_str().unwrap().to_owned();
     let others_before = mentioning(&before, std::slice::from_ref(&stays_id)).len();
@@ -637,10 +394,10 @@ async fn policy_e15_customer_deletion_removes_the_customer_everywhere() {
     );
     assert!(receipt.subject.is_none(), "{receipt:?}");
 
-    let after = whole_table(&s).await;
+    let after = scan_table(&s.stack.resources.table).await;
     let left = mentioning(&after, &needles);
     assert!(left.is_empty(), "left of the customer: {left:#?}");
-    let objects: Vec<String> = whole_bucket(&s)
+    let objects: Vec<String> = bucket_keys(&s.stack.resources.bucket, "")
         .await
         .into_iter()
         .filter(|k| k.contains(&cid))
@@ -685,7 +442,7 @@ async fn policy_a19_a_deletion_stopped_half_way_finishes_on_the_next_run() {
     let receipt = s.stack.store.deletion(&id).await.unwrap().unwrap();
     assert_eq!(receipt.status, DeletionStatus::Running);
     assert!(receipt.subject.is_some());
-    let left = merchant_items(&whole_table(&s).await, &m)
+    let left = merchant_items(&scan_table(&s.stack.resources.table).await, &m)
         .into_iter()
         .filter(|i| {
             attr(i, "kind") != "merchant_deleted_index" && attr(i, "kind") != "deletion_receipt"
@@ -705,7 +462,7 @@ async fn policy_a19_a_deletion_stopped_half_way_finishes_on_the_next_run() {
     );
     assert_eq!(job.run(&id, 100_000).await.unwrap(), RunOutcome::Busy);
     assert_eq!(
-        merchant_items(&whole_table(&s).await, &m)
+        merchant_items(&scan_table(&s.stack.resources.table).await, &m)
             .into_iter()
             .filter(|i| {
                 attr(i, "kind") != "merchant_deleted_index" && attr(i, "kind") != "deletion_receipt"
@@ -723,7 +480,7 @@ async fn policy_a19_a_deletion_stopped_half_way_finishes_on_the_next_run() {
     // The next run finishes it; the counts add up across runs.
     let second = job.run(&id, 100_000).await.unwrap();
     assert!(matches!(second, RunOutcome::Done { .. }), "{second:?}");
-    let after = whole_table(&s).await;
+    let after = scan_table(&s.stack.resources.table).await;
     let left: Vec<Item> = merchant_items(&after, &m)
         .into_iter()
         .filter(|i| attr(i, "kind") != "merchant_deleted_index")
@@ -805,7 +562,7 @@ async fn policy_e15_a_messenger_authorization_without_a_page_leaves_no_facebook_
 
     // The person authorized Messenger and connected no Page: only the authorization names them,
     // with its index item `FBUSER#<id>` / `MERCHANT#<m>`.
-    let before = whole_table(&s).await;
+    let before = scan_table(&s.stack.resources.table).await;
     let index: Vec<&Item> = before
         .iter()
         .filter(|i| attr(i, "kind") == RecordKind::FacebookUserIndex.as_str())
@@ -826,7 +583,7 @@ async fn policy_e15_a_messenger_authorization_without_a_page_leaves_no_facebook_
     finished(&s, &id).await;
 
     // Nothing mentions the merchant but its tombstone (the done receipt names no one).
-    let after = whole_table(&s).await;
+    let after = scan_table(&s.stack.resources.table).await;
     let left: Vec<&Item> = mentioning(&after, std::slice::from_ref(&m))
         .into_iter()
         .filter(|i| attr(i, "kind") != RecordKind::MerchantDeletedIndex.as_str())
@@ -869,7 +626,7 @@ async fn policy_a11_an_oauth_callback_after_the_deletion_request_is_gone_and_wri
             "{integration}: {problem}"
         );
     }
-    let table = whole_table(&s).await;
+    let table = scan_table(&s.stack.resources.table).await;
     let written: Vec<&Item> = mentioning(&table, std::slice::from_ref(&m))
         .into_iter()
         .filter(|i| {

@@ -602,17 +602,7 @@ async fn policy_e15_the_form_is_rate_limited_per_address_and_per_ip() {
     assert!(retry > 0 && retry <= data_deletion::form::IP_WINDOW_SECS as u64);
 
     // The table holds hashes of what it counts, never the address itself.
-    let items = s
-        .stack
-        .store
-        .client()
-        .scan()
-        .table_name(s.stack.store.table())
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
+    let items = support::scan_table(s.stack.store.table()).await;
     let dump = format!("{items:?}");
     assert!(dump.contains("FORMRATE#"), "the counters exist");
     assert!(!dump.contains(&email) && !dump.contains("127.0.0.1"));

@@ -3,7 +3,7 @@
 //! merchant; CSV opens in a spreadsheet; the API starts exports, says their status and hands out
 //! an expiring download link once done.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::time::Duration;
 
@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::support::{
-    PAGE_A, PAGE_B, Tenant, TestStack, eventually, eventually_within, queue_depth, stack,
+    EVERYTHING_PHOTO, Item, PAGE_A, PAGE_B, Tenant, TestStack, bucket_keys, eventually_within,
+    queue_depth, scan_table, stack,
 };
 
 const OWNER: &str = "owner@exports.example";
@@ -126,33 +127,12 @@ fn unzip(bytes: Vec<u8>) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// Every item of the stack's table.
-async fn scan_table(s: &TestStack) -> Vec<HashMap<String, AttributeValue>> {
-    let dynamo = aws_sdk_dynamodb::Client::new(&crate::support::sdk().await);
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let out = dynamo
-            .scan()
-            .table_name(&s.stack.resources.table)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("the table scans");
-        items.extend(out.items.unwrap_or_default());
-        start = out.last_evaluated_key;
-        if start.is_none() {
-            return items;
-        }
-    }
-}
-
 /// Items of the merchant's partition by kind (expired ones count as gone, as for every reader).
 async fn partition_kinds(s: &TestStack, t: &Tenant) -> BTreeMap<String, u64> {
     let pk = format!("MERCHANT#{}", t.merchant_id);
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let mut counts = BTreeMap::new();
-    for item in scan_table(s).await {
+    for item in scan_table(&s.stack.resources.table).await {
         if item.get("PK").and_then(|v| v.as_s().ok()) != Some(&pk) {
             continue;
         }
@@ -174,168 +154,9 @@ async fn partition_kinds(s: &TestStack, t: &Tenant) -> BTreeMap<String, u64> {
     counts
 }
 
-/// Waits until every queue of the stack is empty: the data the test built is all written.
-async fn settle(s: &TestStack) {
-    let r = &s.stack.resources;
-    let queues = [
-        r.inbound_queue_url.clone(),
-        r.replies_queue_url.clone(),
-        r.order_sync_queue_url.clone(),
-        r.solicitation_plan_queue_url.clone(),
-        r.solicitations_queue_url.clone(),
-        r.settlement_import_queue_url.clone(),
-    ];
-    eventually_within("every queue to drain", Duration::from_secs(180), || {
-        let queues = queues.clone();
-        async move {
-            for q in &queues {
-                if queue_depth(q).await > 0 {
-                    return None;
-                }
-            }
-            Some(())
-        }
-    })
-    .await;
-}
-
-/// A merchant with a record of every kind the product's paths make: members, an invitation,
-/// Messenger (Page, customer with an attachment, a reply), Amazon (orders, review-request
-/// settings and requests, an order linked to the conversation), settlements (uploaded and
-/// imported), costs of goods.
-async fn busy_merchant(s: &TestStack) -> Tenant {
-    let t = s.connected_merchant(OWNER, PAGE_A).await;
-    let m = &t.merchant_id;
-    let (status, body) = s.invite(&t, "agent@exports.example", "agent").await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-
-    // Messenger: a customer writes (a text a spreadsheet would run) and sends a photo.
-    s.customer_writes(PAGE_A, PSID, FORMULA).await;
-    let d = s
-        .stack
-        .sandbox
-        .simulate_attachment(
-            PAGE_A,
-            PSID,
-            "image",
-            b"\x89PNG photo".to_vec(),
-            "image/png",
-        )
-        .await
-        .expect("sandbox posts");
-    assert_eq!(d.webhook_status, 200);
-    let conv = s.conversation_with(&t, PSID).await;
-    let cid = conv["id"].as_str().expect("conversation id").to_owned();
-    let customer = conv["customer"]["id"]
-        .as_str()
-        .expect("customer id")
-        .to_owned();
-    eventually("the photo stored", || async {
-        s.messages(&t, &cid)
-            .await
-            .into_iter()
-            .find(|msg| msg["attachments"][0]["state"] == "stored")
-    })
-    .await;
-    let (status, body) = s
-        .call(
-            Method::PATCH,
-            Some(&t.token),
-            &format!("/v1/merchants/{m}/customers/{customer}"),
-            Some(json!({"name": NAME, "notes": NOTES})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = s
-        .post(
-            &t.token,
-            &format!("/v1/merchants/{m}/conversations/{cid}/replies"),
-            json!({"text": "Thank you, we are on it", "client_id": "export-1"}),
-        )
-        .await;
-    assert!(status.is_success(), "{status} {body}");
-
-    // Amazon: connect, first sync, review requests on, the daily schedule, a linked order.
-    let connected = s.connect_amazon(&t).await;
-    assert_eq!(connected["connected"], true, "{connected}");
-    let mm = mid(&t);
-    eventually_within("the first order sync", Duration::from_secs(120), || async {
-        s.stack.store.sync_state(&mm).await.expect("store answers")
-    })
-    .await;
-    let (status, body) = s
-        .call(
-            Method::PUT,
-            Some(&t.token),
-            &format!("/v1/merchants/{m}/solicitations/settings"),
-            Some(json!({"enabled": true})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = s
-        .call(
-            Method::POST,
-            None,
-            "/_local/run/solicitation-scheduler",
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, orders) = s.get(&t.token, &format!("/v1/merchants/{m}/orders")).await;
-    assert_eq!(status, StatusCode::OK, "{orders}");
-    let order = orders["items"][0]["order_id"]
-        .as_str()
-        .expect("the sandbox seller has orders")
-        .to_owned();
-    let (status, body) = s
-        .post(
-            &t.token,
-            &format!("/v1/merchants/{m}/conversations/{cid}/orders"),
-            json!({"order_ref": order}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-
-    // Money: an uploaded settlement, a presigned upload, the scheduled import, costs.
-    let res = s
-        .browser
-        .post(s.url(&format!("/v1/merchants/{m}/settlements")))
-        .bearer_auth(&t.token)
-        .header("content-type", "text/tab-separated-values")
-        .body(crate::settlements::small_settlement("90001"))
-        .send()
-        .await
-        .expect("stack answers");
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let (status, body) = s
-        .post(
-            &t.token,
-            &format!("/v1/merchants/{m}/settlements/uploads"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = s
-        .call(Method::POST, None, "/_local/run/settlement-import", None)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let res = s
-        .browser
-        .put(s.url(&format!("/v1/merchants/{m}/cogs")))
-        .bearer_auth(&t.token)
-        .header("content-type", "text/csv")
-        .body("sku,unit_cost,currency,effective_from\nKURTA-RED-M,400.00,INR,2026-10-01\n")
-        .send()
-        .await
-        .expect("stack answers");
-    assert_eq!(res.status(), StatusCode::OK);
-    settle(s).await;
-    t
-}
-
 /// Kinds of the merchant's partition this test's paths do not always make, and why: every other
-/// kind of the code must be in the busy merchant's table, so a new kind fails here until the test
-/// builds it (and the export's `match` has decided about it).
+/// kind of the code must be in the table of `merchant_with_everything`, so a new kind fails here
+/// until that builder makes it (and the export's `match` has decided about it).
 const NOT_ALWAYS_BUILT: [(&str, &str); 3] = [
     (
         "rate_counter",
@@ -351,7 +172,9 @@ const NOT_ALWAYS_BUILT: [(&str, &str); 3] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_a19_export_contains_every_record_kind_of_the_merchant() {
     let s = stack().await;
-    let t = busy_merchant(&s).await;
+    let t = s
+        .merchant_with_everything(OWNER, "agent@exports.example", PSID)
+        .await;
     // Another tenant on the same stack, whose data must not leak in.
     let other = s.connected_merchant("other@exports.example", PAGE_B).await;
     s.customer_writes(PAGE_B, "8801", "other tenant's secret words")
@@ -451,7 +274,7 @@ async fn policy_a19_export_contains_every_record_kind_of_the_merchant() {
         .iter()
         .find_map(|m| m["attachments"][0]["file"].as_str())
         .expect("the photo's message names its file");
-    assert_eq!(files[photo], b"\x89PNG photo");
+    assert_eq!(files[photo], EVERYTHING_PHOTO);
     assert_eq!(manifest["attachments"]["included"], 1);
     assert_eq!(e.counts["attachments"], 1);
     assert_eq!(e.counts["messages"], table["message"]);
@@ -767,32 +590,6 @@ async fn policy_a19_an_export_whose_merchant_data_is_unreadable_is_marked_failed
     assert!(failed.object_key.is_none());
 }
 
-/// The keys of the data bucket under `prefix`.
-async fn bucket_keys(s: &TestStack, prefix: &str) -> Vec<String> {
-    let s3 = ecomdrive_aws::s3_client(&crate::support::sdk().await);
-    let mut keys = Vec::new();
-    let mut token = None;
-    loop {
-        let out = s3
-            .list_objects_v2()
-            .bucket(&s.stack.resources.bucket)
-            .prefix(prefix)
-            .set_continuation_token(token)
-            .send()
-            .await
-            .expect("the bucket lists");
-        keys.extend(
-            out.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned)),
-        );
-        token = out.next_continuation_token().map(str::to_owned);
-        if token.is_none() {
-            return keys;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_a19_an_export_running_while_its_merchant_is_deleted_brings_nothing_back() {
     let s = stack().await;
@@ -848,13 +645,13 @@ async fn policy_a19_an_export_running_while_its_merchant_is_deleted_brings_nothi
     )
     .await;
     let pk = format!("MERCHANT#{m}");
-    let in_partition = |items: Vec<HashMap<String, AttributeValue>>| -> Vec<_> {
+    let in_partition = |items: Vec<Item>| -> Vec<_> {
         items
             .into_iter()
             .filter(|i| i.get("PK").and_then(|v| v.as_s().ok()) == Some(&pk))
             .collect()
     };
-    assert!(in_partition(scan_table(&s).await).is_empty());
+    assert!(in_partition(scan_table(&s.stack.resources.table).await).is_empty());
     let prefix = format!("exports/{m}/");
 
     // Now the export job carries on. Each step it takes stops, writes nothing, and asks for no
@@ -868,7 +665,10 @@ async fn policy_a19_an_export_running_while_its_merchant_is_deleted_brings_nothi
         ),
         "no zip for a merchant being deleted"
     );
-    assert_eq!(bucket_keys(&s, &prefix).await, Vec::<String>::new());
+    assert_eq!(
+        bucket_keys(&s.stack.resources.bucket, &prefix).await,
+        Vec::<String>::new()
+    );
     // ...the record is not saved back into the erased partition...
     let mut running = read.clone();
     running.status = ExportStatus::Running;
@@ -885,8 +685,11 @@ async fn policy_a19_an_export_running_while_its_merchant_is_deleted_brings_nothi
     .expect("no retry: the export is gone");
 
     // Nothing of the merchant came back: no file, no item in its partition (record or audit).
-    assert_eq!(bucket_keys(&s, &prefix).await, Vec::<String>::new());
-    let back = in_partition(scan_table(&s).await);
+    assert_eq!(
+        bucket_keys(&s.stack.resources.bucket, &prefix).await,
+        Vec::<String>::new()
+    );
+    let back = in_partition(scan_table(&s.stack.resources.table).await);
     assert!(back.is_empty(), "{back:#?}");
     assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 0);
 }

@@ -143,25 +143,8 @@ async fn other_merchant(s: &TestStack) -> MerchantId {
 }
 
 /// Every item of the table (a fresh table per stack: only this test's data), sorted by key.
-async fn scan_table(s: &TestStack) -> Vec<Item> {
-    let client = s.stack.store.client();
-    let mut out = Vec::new();
-    let mut start = None;
-    loop {
-        let res = client
-            .scan()
-            .table_name(s.stack.store.table())
-            .set_exclusive_start_key(start)
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("scan");
-        out.extend(res.items.unwrap_or_default());
-        start = res.last_evaluated_key;
-        if start.is_none() {
-            break;
-        }
-    }
+async fn sorted_table(s: &TestStack) -> Vec<Item> {
+    let mut out = crate::support::scan_table(s.stack.store.table()).await;
     let key = |i: &Item| {
         let s = |k: &str| {
             i.get(k)
@@ -285,7 +268,7 @@ async fn policy_e15_meta_data_deletion_forgets_the_facebook_user_and_their_pages
         s.stack.store.facebook_user_merchants(&fb_id).await.unwrap(),
         vec![m.clone()]
     );
-    let before = scan_table(&s).await;
+    let before = sorted_table(&s).await;
     assert!(
         items_holding(&before, &fb_id).len() >= 4,
         "auth, 2 Pages, index"
@@ -321,7 +304,7 @@ async fn policy_e15_meta_data_deletion_forgets_the_facebook_user_and_their_pages
         "both Pages unsubscribed at Meta"
     );
     // Nothing anywhere in the table names the person any more.
-    let after = scan_table(&s).await;
+    let after = sorted_table(&s).await;
     assert!(
         items_holding(&after, &fb_id).is_empty(),
         "{:?}",
@@ -411,14 +394,14 @@ async fn policy_e15_meta_data_deletion_forgets_the_facebook_user_and_their_pages
     assert!(s.conversations(&t).await.is_empty());
 
     // Meta may ask again: nothing left to do, still a receipt, the same shape.
-    let settled = scan_table(&s).await;
+    let settled = sorted_table(&s).await;
     let again = s.stack.sandbox.request_data_deletion(&fb_id).await.unwrap();
     assert_eq!(again.status, 200, "{}", again.body);
     let second = confirmation(&s, &again.body);
     assert_ne!(second, code);
     assert!(receipt(&s, &second).await.counts.values().all(|n| *n == 0));
     assert_eq!(
-        scan_table(&s).await.len(),
+        sorted_table(&s).await.len(),
         settled.len() + 1,
         "only the new receipt"
     );
@@ -428,7 +411,7 @@ async fn policy_e15_meta_data_deletion_forgets_the_facebook_user_and_their_pages
 async fn policy_a19_a_deletion_request_for_someone_unknown_answers_the_same() {
     let s = stack().await;
     merchant_with_pages(&s, OWNER, &[PAGE_A]).await;
-    let before = scan_table(&s).await;
+    let before = sorted_table(&s).await;
 
     let answer = s
         .stack
@@ -443,7 +426,7 @@ async fn policy_a19_a_deletion_request_for_someone_unknown_answers_the_same() {
     assert_eq!(r.counts.len(), 4, "{:?}", r.counts);
     assert!(r.counts.values().all(|n| *n == 0));
     // Only the receipt was written.
-    let after = scan_table(&s).await;
+    let after = sorted_table(&s).await;
     assert_eq!(after.len(), before.len() + 1);
     let is_receipt = |i: &Item| {
         i.get("kind")
@@ -493,7 +476,7 @@ async fn policy_a11_meta_deauthorize_deletes_the_tokens_and_keeps_the_conversati
             .unwrap()
             .is_none()
     );
-    let after = scan_table(&s).await;
+    let after = sorted_table(&s).await;
     for i in &after {
         assert!(
             !i.contains_key("token_ciphertext") && !i.contains_key("user_token_ciphertext"),
@@ -514,7 +497,7 @@ async fn policy_a11_meta_deauthorize_deletes_the_tokens_and_keeps_the_conversati
     // Deauthorizing again has nothing left to do.
     let again = s.stack.sandbox.deauthorize(&fb_id).await.unwrap();
     assert_eq!(again.status, 200);
-    assert_eq!(scan_table(&s).await, after);
+    assert_eq!(sorted_table(&s).await, after);
 
     // The id stayed on the disconnected Pages, so the deletion request Meta may send next still
     // finds them, and removes it.
@@ -524,7 +507,7 @@ async fn policy_a11_meta_deauthorize_deletes_the_tokens_and_keeps_the_conversati
     let r = receipt(&s, &confirmation(&s, &deletion.body)).await;
     assert_eq!(r.counts["erased:page_connection"], 2);
     assert_eq!(r.counts["disconnected:page_connection"], 0);
-    assert!(items_holding(&scan_table(&s).await, &fb_id).is_empty());
+    assert!(items_holding(&sorted_table(&s).await, &fb_id).is_empty());
 }
 
 // ---- what is refused -----------------------------------------------------------------------
@@ -578,7 +561,7 @@ async fn refused_signed_requests_change_nothing_and_valid_ones_may_be_padded_or_
         ("garbage", "not a signed request".to_owned()),
     ];
 
-    let before = scan_table(&s).await;
+    let before = sorted_table(&s).await;
     for path in [DELETION, DEAUTHORIZE] {
         for (what, raw) in &cases {
             let (status, content_type, body) =
@@ -603,7 +586,7 @@ async fn refused_signed_requests_change_nothing_and_valid_ones_may_be_padded_or_
         assert_eq!(content_type, "application/problem+json");
     }
     assert_eq!(
-        scan_table(&s).await,
+        sorted_table(&s).await,
         before,
         "a refused request changed the table"
     );
@@ -631,5 +614,5 @@ async fn refused_signed_requests_change_nothing_and_valid_ones_may_be_padded_or_
     assert_eq!(status, StatusCode::OK, "{body}");
     let r = receipt(&s, &confirmation(&s, &body)).await;
     assert_eq!(r.counts["erased:page_connection"], 1);
-    assert!(items_holding(&scan_table(&s).await, &fb_id).is_empty());
+    assert!(items_holding(&sorted_table(&s).await, &fb_id).is_empty());
 }

@@ -3,11 +3,10 @@
 //! presigned upload), imported from the Amazon sandbox's Reports API by the scheduled import, and
 //! every number a merchant reads worked out by hand.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::time::Duration as StdDuration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use ecomdrive_aws::settlement_import::{ImportOutcome, Origin, SettlementFile};
 use ecomdrive_aws::store::settlements::SettlementSource;
 use ecomdrive_core::ids::MerchantId;
@@ -16,7 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime, UtcOffset};
 
-use crate::support::{Tenant, TestStack, eventually_within, stack};
+use crate::support::{Item, Tenant, TestStack, eventually_within, scan_table, stack};
 
 const OWNER: &str = "owner@ledger.example";
 const TSV: &str = "text/tab-separated-values";
@@ -403,28 +402,7 @@ fn problem_lines(body: &Value) -> BTreeSet<u64> {
         .collect()
 }
 
-/// Every item of the stack's table.
-async fn scan_table(s: &TestStack) -> Vec<HashMap<String, AttributeValue>> {
-    let dynamo = aws_sdk_dynamodb::Client::new(&crate::support::sdk().await);
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let out = dynamo
-            .scan()
-            .table_name(&s.stack.resources.table)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("the table scans");
-        items.extend(out.items.unwrap_or_default());
-        start = out.last_evaluated_key;
-        if start.is_none() {
-            return items;
-        }
-    }
-}
-
-fn kind(item: &HashMap<String, AttributeValue>) -> &str {
+fn kind(item: &Item) -> &str {
     item.get("kind")
         .and_then(|k| k.as_s().ok())
         .map_or("", String::as_str)
@@ -721,7 +699,7 @@ async fn policy_a8_malformed_file_is_rejected_whole_with_line_numbers_and_nothin
         assert_eq!(pnl[view]["lines"], json!([]), "{view}: {pnl}");
         assert_eq!(pnl[view]["totals"]["net_revenue"], "0", "{view}: {pnl}");
     }
-    let stored: Vec<String> = scan_table(&s)
+    let stored: Vec<String> = scan_table(&s.stack.resources.table)
         .await
         .iter()
         .map(|i| kind(i).to_owned())
@@ -1162,7 +1140,7 @@ async fn policy_a3_cogs_upload_reports_every_bad_row_by_line_and_stores_no_other
 
     // After the whole flow, no item anywhere has a field for card or bank details.
     let sensitive = ["card", "iban", "account_number", "bank"];
-    for item in scan_table(&s).await {
+    for item in scan_table(&s.stack.resources.table).await {
         for name in item.keys() {
             let lower = name.to_ascii_lowercase();
             assert!(

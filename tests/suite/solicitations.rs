@@ -1115,26 +1115,6 @@ async fn policy_a7_an_unanswered_attempt_that_never_reached_amazon_is_not_sent_o
 
 // ---- 5: disconnect -------------------------------------------------------------------------------
 
-async fn scan_table(table: &str) -> Vec<HashMap<String, AttributeValue>> {
-    let db = aws_sdk_dynamodb::Client::new(&support::sdk().await);
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let out = db
-            .scan()
-            .table_name(table)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("the table answers");
-        items.extend(out.items.unwrap_or_default());
-        match out.last_evaluated_key {
-            Some(k) if !k.is_empty() => start = Some(k),
-            _ => return items,
-        }
-    }
-}
-
 fn holds_text(v: &AttributeValue, text: &str) -> bool {
     match v {
         AttributeValue::S(s) => s.contains(text),
@@ -1192,7 +1172,7 @@ async fn policy_a7_a11_disconnecting_mid_run_stops_every_request_and_deletes_the
         .expect("the store answers")
         .expect("connected");
     let ciphertext = conn.refresh_token_ciphertext;
-    let items = scan_table(&s.stack.resources.table).await;
+    let items = support::scan_table(&s.stack.resources.table).await;
     assert_eq!(
         items
             .iter()
@@ -1232,7 +1212,7 @@ async fn policy_a7_a11_disconnecting_mid_run_stops_every_request_and_deletes_the
             assert!(creates_for(&s, &id).is_empty(), "{id}");
         }
     }
-    let items = scan_table(&s.stack.resources.table).await;
+    let items = support::scan_table(&s.stack.resources.table).await;
     assert!(
         !items
             .iter()

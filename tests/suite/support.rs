@@ -395,3 +395,323 @@ impl TestStack {
         t
     }
 }
+
+// --- raw reads of the table and the bucket ---
+
+/// One raw item of the table.
+pub type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// Every item of `table`, read page by page with consistent reads (a fresh table per stack or
+/// per test: only that test's data). In the order the scan gives them: callers that want an
+/// order or a subset sort or filter themselves.
+pub async fn scan_table(table: &str) -> Vec<Item> {
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk().await);
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = dynamo
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("the table scans");
+        items.extend(out.items.unwrap_or_default());
+        match out.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return items,
+        }
+    }
+}
+
+/// Every key of `bucket` under `prefix` (`""` for the whole bucket), page by page.
+pub async fn bucket_keys(bucket: &str, prefix: &str) -> Vec<String> {
+    let s3 = ecomdrive_aws::s3_client(&sdk().await);
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let out = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .expect("the bucket lists");
+        keys.extend(
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        token = out.next_continuation_token().map(str::to_owned);
+        if token.is_none() {
+            return keys;
+        }
+    }
+}
+
+// --- a merchant with a record of every kind ---
+
+/// The photo the customer of [`TestStack::merchant_with_everything`] sends.
+pub const EVERYTHING_PHOTO: &[u8] = b"\x89PNG photo";
+/// The customer's name and notes [`TestStack::merchant_with_everything`] saves (notes with all
+/// that CSV must quote, both with text beyond ASCII).
+pub const EVERYTHING_CUSTOMER_NAME: &str = "Priyā Śarmā";
+pub const EVERYTHING_CUSTOMER_NOTES: &str = "likes \"red\", size M\nprefers COD";
+
+impl TestStack {
+    /// A merchant with a record of every kind the product's paths make, each made through those
+    /// paths: Messenger connected on Page A, a member (`agent`, invitation accepted) and a
+    /// pending invitation, a customer `psid` who wrote and sent a photo (copied into the bucket),
+    /// was named and got a reply; Amazon connected with orders synced, one linked to the
+    /// conversation, review requests on and planned; a settlement uploaded, an upload slot, the
+    /// scheduled import, costs of goods; an export done by the stack's `data-export` job (its zip
+    /// in the bucket). Returns once every queue of the stack is empty: all of it is written.
+    pub async fn merchant_with_everything(&self, owner: &str, agent: &str, psid: &str) -> Tenant {
+        let s = self;
+        let t = s.connected_merchant(owner, PAGE_A).await;
+        let m = &t.merchant_id;
+        let mid = ecomdrive_core::ids::MerchantId::parse(m).expect("merchant id");
+        let bucket = &s.stack.resources.bucket;
+
+        // Members: an agent who accepted, an admin still invited.
+        let (status, body) = s.invite(&t, agent, "agent").await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = s.get(&s.token(agent), "/v1/me").await;
+        assert_eq!(status, StatusCode::OK, "the invitation is accepted: {body}");
+        let (status, body) = s.invite(&t, &format!("pending.{owner}"), "admin").await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+
+        // Messenger: a message, a photo copied into the bucket, the customer named, a reply sent.
+        s.customer_writes(PAGE_A, psid, "Where is my parcel?").await;
+        let d = s
+            .stack
+            .sandbox
+            .simulate_attachment(
+                PAGE_A,
+                psid,
+                "image",
+                EVERYTHING_PHOTO.to_vec(),
+                "image/png",
+            )
+            .await
+            .expect("the sandbox posts the attachment");
+        assert_eq!(d.webhook_status, 200);
+        let conv = s.conversation_with(&t, psid).await;
+        let cid = conv["id"].as_str().expect("conversation id").to_owned();
+        let customer = conv["customer"]["id"]
+            .as_str()
+            .expect("customer id")
+            .to_owned();
+        let attachments = format!("merchants/{m}/attachments/{cid}/");
+        eventually("the attachment in the bucket", || async {
+            (!bucket_keys(bucket, &attachments).await.is_empty()).then_some(())
+        })
+        .await;
+        eventually("the photo stored", || async {
+            s.messages(&t, &cid)
+                .await
+                .into_iter()
+                .find(|msg| msg["attachments"][0]["state"] == "stored")
+        })
+        .await;
+        let (status, body) = s
+            .call(
+                Method::PATCH,
+                Some(&t.token),
+                &format!("/v1/merchants/{m}/customers/{customer}"),
+                Some(json!({
+                    "name": EVERYTHING_CUSTOMER_NAME,
+                    "notes": EVERYTHING_CUSTOMER_NOTES,
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, reply) = s
+            .post(
+                &t.token,
+                &format!("/v1/merchants/{m}/conversations/{cid}/replies"),
+                json!({"text": "It ships today", "client_id": format!("c-{psid}")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+        eventually("the reply sent", || async {
+            s.messages(&t, &cid)
+                .await
+                .iter()
+                .any(|msg| msg["id"] == reply["id"] && msg["status"] == "sent")
+                .then_some(())
+        })
+        .await;
+
+        // Amazon: connected, orders synced, one linked to the conversation, review requests
+        // planned.
+        let connected = s.connect_amazon(&t).await;
+        assert_eq!(connected["connected"], true, "{connected}");
+        eventually_within("the first order sync", Duration::from_secs(120), || async {
+            s.stack.store.sync_state(&mid).await.expect("store answers")
+        })
+        .await;
+        let (status, orders) = s.get(&t.token, &format!("/v1/merchants/{m}/orders")).await;
+        assert_eq!(status, StatusCode::OK, "{orders}");
+        let order_id = orders["items"][0]["order_id"]
+            .as_str()
+            .expect("the sandbox seller has orders")
+            .to_owned();
+        let (status, body) = s
+            .post(
+                &t.token,
+                &format!("/v1/merchants/{m}/conversations/{cid}/orders"),
+                json!({"order_ref": order_id}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = s
+            .call(
+                Method::PUT,
+                Some(&t.token),
+                &format!("/v1/merchants/{m}/solicitations/settings"),
+                Some(json!({"enabled": true})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = s
+            .call(
+                Method::POST,
+                None,
+                "/_local/run/solicitation-scheduler",
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        eventually_within(
+            "review requests planned",
+            Duration::from_secs(60),
+            || async {
+                let planned = s.stack.store.all_solicitations(&mid).await.expect("store");
+                (!planned.is_empty()).then_some(())
+            },
+        )
+        .await;
+
+        // Money: an uploaded settlement, a presigned upload slot, the scheduled import, costs.
+        let res = s
+            .browser
+            .post(s.url(&format!("/v1/merchants/{m}/settlements")))
+            .bearer_auth(&t.token)
+            .header("content-type", "text/tab-separated-values")
+            .body(crate::settlements::small_settlement("90001"))
+            .send()
+            .await
+            .expect("stack answers");
+        assert_eq!(
+            res.status(),
+            StatusCode::CREATED,
+            "{}",
+            res.text().await.unwrap_or_default()
+        );
+        let (status, body) = s
+            .post(
+                &t.token,
+                &format!("/v1/merchants/{m}/settlements/uploads"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = s
+            .call(Method::POST, None, "/_local/run/settlement-import", None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        eventually_within(
+            "the scheduled settlement import",
+            Duration::from_secs(60),
+            || async {
+                s.stack
+                    .store
+                    .settlement_import_state(&mid)
+                    .await
+                    .expect("store")
+            },
+        )
+        .await;
+        let res = s
+            .browser
+            .put(s.url(&format!("/v1/merchants/{m}/cogs")))
+            .bearer_auth(&t.token)
+            .header("content-type", "text/csv")
+            .body("sku,unit_cost,currency,effective_from\nKURTA-RED-M,400.00,INR,2026-10-01\n")
+            .send()
+            .await
+            .expect("stack answers");
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "{}",
+            res.text().await.unwrap_or_default()
+        );
+
+        // An export, carried out by the stack's `data-export` job: its zip is in the bucket.
+        let (status, body) = s
+            .post(
+                &t.token,
+                &format!("/v1/merchants/{m}/exports"),
+                json!({"format": "json"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let export = body["id"].as_str().expect("export id").to_owned();
+        eventually_within("the export done", Duration::from_secs(120), || async {
+            // In-process (not `/_local/run/data-export`): a loaded machine may take longer
+            // than the HTTP client waits, and some tests run with the pollers off.
+            s.stack
+                .exports_poller
+                .poll_once(Duration::ZERO)
+                .await
+                .expect("the exports queue answers");
+            let (status, view) = s
+                .get(&t.token, &format!("/v1/merchants/{m}/exports/{export}"))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{view}");
+            assert_ne!(view["status"], "failed", "{view}");
+            (view["status"] == "done").then_some(())
+        })
+        .await;
+        let exports = format!("exports/{m}/");
+        assert!(
+            bucket_keys(bucket, &exports)
+                .await
+                .iter()
+                .any(|k| k.ends_with(".zip")),
+            "the export's zip is under {exports}"
+        );
+        s.settle().await;
+        t
+    }
+
+    /// Waits until every queue of the stack is empty: the data a test built is all written.
+    pub async fn settle(&self) {
+        let r = &self.stack.resources;
+        let queues = [
+            r.inbound_queue_url.clone(),
+            r.replies_queue_url.clone(),
+            r.order_sync_queue_url.clone(),
+            r.solicitation_plan_queue_url.clone(),
+            r.solicitations_queue_url.clone(),
+            r.settlement_import_queue_url.clone(),
+            r.exports_queue_url.clone(),
+        ];
+        eventually_within("every queue to drain", Duration::from_secs(180), || {
+            let queues = queues.clone();
+            async move {
+                for q in &queues {
+                    if queue_depth(q).await > 0 {
+                        return None;
+                    }
+                }
+                Some(())
+            }
+        })
+        .await;
+    }
+}

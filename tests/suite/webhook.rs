@@ -116,27 +116,6 @@ async fn take_all(queue_url: &str) -> Vec<(Option<String>, String)> {
     }
 }
 
-/// Every item of the stack's table.
-async fn all_items(s: &TestStack) -> Vec<HashMap<String, AttributeValue>> {
-    let ddb = aws_sdk_dynamodb::Client::new(&support::sdk().await);
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let out = ddb
-            .scan()
-            .table_name(&s.stack.resources.table)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("the table scans");
-        items.extend(out.items.unwrap_or_default());
-        start = out.last_evaluated_key;
-        if start.is_none() {
-            return items;
-        }
-    }
-}
-
 fn kind_of(item: &HashMap<String, AttributeValue>) -> &str {
     item.get("kind")
         .and_then(|k| k.as_s().ok())
@@ -145,7 +124,7 @@ fn kind_of(item: &HashMap<String, AttributeValue>) -> &str {
 
 /// How many message items the whole table holds (every merchant).
 async fn stored_message_count(s: &TestStack) -> usize {
-    all_items(s)
+    support::scan_table(&s.stack.resources.table)
         .await
         .iter()
         .filter(|i| kind_of(i) == "message")
@@ -154,7 +133,7 @@ async fn stored_message_count(s: &TestStack) -> usize {
 
 /// Whether any item anywhere in the table mentions `needle` (a PSID, a text).
 async fn table_mentions(s: &TestStack, needle: &str) -> bool {
-    all_items(s)
+    support::scan_table(&s.stack.resources.table)
         .await
         .iter()
         .any(|i| format!("{i:?}").contains(needle))
@@ -1219,7 +1198,7 @@ async fn policy_e2_conversations_carry_their_channel() {
     let conv = &conversations_of(&s, &t, "8401").await[0];
     assert_eq!(conv["channel"], "messenger");
     // The channel is a field of the stored records themselves, not something the API makes up.
-    let items = all_items(&s).await;
+    let items = support::scan_table(&s.stack.resources.table).await;
     let of_kind = |kind: &str| -> Vec<&HashMap<String, AttributeValue>> {
         items.iter().filter(|i| kind_of(i) == kind).collect()
     };
