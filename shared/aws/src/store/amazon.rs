@@ -216,11 +216,7 @@ impl Store {
             .expression_attribute_values(":c", s(connection.as_str()))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if super::is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(AwsError::dynamo(e)),
-        }
+        super::written(res).map(|_| ())
     }
 
     /// Every merchant with a live Amazon connection (the scheduled jobs' fan-out).
@@ -334,11 +330,7 @@ impl Store {
             .set_expression_attribute_values(Some(values))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if super::is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(AwsError::dynamo(e)),
-        }
+        super::written(res)
     }
 
     /// One order with its links.
@@ -664,11 +656,7 @@ impl Store {
         if !removes.is_empty() {
             expr.push_str(&format!(" REMOVE {}", removes.join(", ")));
         }
-        match req.update_expression(expr).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if super::is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(AwsError::dynamo(e)),
-        }
+        super::written(req.update_expression(expr).send().await)
     }
 
     /// Claims the order's request for one sender. `None` when it is not claimable: final,

@@ -535,11 +535,7 @@ impl Store {
             .expression_attribute_values(":f", AttributeValue::S(facebook_user_id.into()))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if super::is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(AwsError::dynamo(e)),
-        }
+        super::written(res)
     }
 
     /// Deletes the merchant's Messenger authorization if it is this Facebook user's, expired or
@@ -561,11 +557,7 @@ impl Store {
             .expression_attribute_values(":f", AttributeValue::S(facebook_user_id.into()))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if super::is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(AwsError::dynamo(e)),
-        }
+        super::written(res)
     }
 }
 

@@ -512,11 +512,7 @@ impl Store {
             .expression_attribute_values(":m", s(m))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if super::is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(AwsError::dynamo(e)),
-        }
+        super::written(res).map(|_| ())
     }
 
     async fn delete_index(&self, m: &MerchantId, index: BTreeSet<IndexKey>) -> StoreResult<usize> {
@@ -653,10 +649,8 @@ impl Store {
                     .expression_attribute_values(":u", s(u))
                     .send()
                     .await;
-                match res {
-                    Ok(_) => count(&mut counts, RecordKind::EmailIndex.as_str(), 1),
-                    Err(e) if super::is_condition_failed(&e) => {}
-                    Err(e) => return Err(AwsError::dynamo(e)),
+                if super::written(res)? {
+                    count(&mut counts, RecordKind::EmailIndex.as_str(), 1);
                 }
             }
             count(
@@ -847,11 +841,7 @@ impl Store {
                     .expression_attribute_values(":c", s(c))
                     .send()
                     .await;
-                match res {
-                    Ok(_) => {}
-                    Err(e) if super::is_condition_failed(&e) => {}
-                    Err(e) => return Err(AwsError::dynamo(e)),
-                }
+                super::written(res)?;
             }
             self.delete_keys(vec![key_of(&conv)]).await?;
             count(counts, RecordKind::Conversation.as_str(), 1);
@@ -954,10 +944,8 @@ impl Store {
                 .expression_attribute_values(":t", s(target))
                 .send()
                 .await;
-            match res {
-                Ok(_) => scrubbed += 1,
-                Err(e) if super::is_condition_failed(&e) => {}
-                Err(e) => return Err(AwsError::dynamo(e)),
+            if super::written(res)? {
+                scrubbed += 1;
             }
         }
         Ok(scrubbed)

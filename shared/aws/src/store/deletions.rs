@@ -333,11 +333,7 @@ impl Store {
             .expression_attribute_values(":d", s("disconnected"))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if super::is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(AwsError::dynamo(e)),
-        }
+        super::written(res).map(|_| ())
     }
 
     /// Claims a deletion for one run, `holder`, until `now + lease`, and marks it running.
@@ -386,11 +382,7 @@ impl Store {
             )
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if super::is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(AwsError::dynamo(e)),
-        }
+        super::written(res)
     }
 
     /// Gives a deletion's lease back (only `holder`'s own): the next run may start at once.
@@ -410,11 +402,7 @@ impl Store {
             .expression_attribute_values(":h", s(holder))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if super::is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(AwsError::dynamo(e)),
-        }
+        super::written(res).map(|_| ())
     }
 
     /// Adds what a run deleted to the receipt's counts (atomic, so a resumed run adds up).

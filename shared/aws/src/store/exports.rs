@@ -176,11 +176,7 @@ impl Store {
             .condition_expression("attribute_exists(PK)")
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if super::is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(AwsError::dynamo(e)),
-        }
+        super::written(res)
     }
 
     /// Every item of the merchant's partition, page by page: see [`PartitionReader`].

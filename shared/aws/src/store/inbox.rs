@@ -501,11 +501,7 @@ impl Store {
                 .expression_attribute_values(":r", s(r)),
             None => req.update_expression("REMOVE reaction"),
         };
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if super::is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(AwsError::dynamo(e)),
-        }
+        super::written(req.send().await)
     }
 
     pub async fn set_attachment(
@@ -930,11 +926,7 @@ impl Store {
             .expression_attribute_values(":now", s(rfc3339(now)))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if super::is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(AwsError::dynamo(e)),
-        }
+        super::written(res)
     }
 
     /// The attempt is known not to have been delivered (Meta refused it): back to `queued` for

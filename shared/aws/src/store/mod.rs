@@ -278,6 +278,24 @@ where
         .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
+/// A conditional write's outcome: true when it was written, false when its condition did not
+/// hold (the caller decides what that means: already done, gone, taken).
+pub(crate) fn written<O, E>(
+    res: Result<
+        O,
+        aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+    >,
+) -> StoreResult<bool>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match res {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failed(&e) => Ok(false),
+        Err(e) => Err(AwsError::dynamo(e)),
+    }
+}
+
 /// True when a transaction was cancelled because one of its conditions failed, or because another
 /// transaction was changing the same item at that moment: either way the caller re-reads and decides.
 pub(crate) fn is_transaction_condition_failed(

@@ -46,26 +46,17 @@ pub struct SweepPage<T> {
 }
 
 /// The fields of an audit record POLICY A5 is about.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct AuditUsage {
     pub id: AuditId,
-    pub at: OffsetDateTime,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub ip_anonymised: bool,
-}
-
-#[derive(Deserialize)]
-struct AuditUsageItem {
-    id: AuditId,
     #[serde(with = "time::serde::rfc3339")]
-    at: OffsetDateTime,
+    pub at: OffsetDateTime,
     #[serde(default)]
-    ip: Option<String>,
+    pub ip: Option<String>,
     #[serde(default)]
-    user_agent: Option<String>,
+    pub user_agent: Option<String>,
     #[serde(default)]
-    ip_anonymised: bool,
+    pub ip_anonymised: bool,
 }
 
 /// A deletion's receipt and until when a run holds it.
@@ -78,17 +69,26 @@ pub struct DeletionWithLease {
 }
 
 /// A conversation and when its last message was.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct ConversationActivity {
     pub id: ConversationId,
+    #[serde(with = "time::serde::rfc3339")]
     pub last_activity_at: OffsetDateTime,
 }
 
-#[derive(Deserialize)]
-struct ConversationActivityItem {
-    id: ConversationId,
-    #[serde(with = "time::serde::rfc3339")]
-    last_activity_at: OffsetDateTime,
+/// A page of parsed items and where the next one starts.
+fn page_of<T: serde::de::DeserializeOwned>(
+    items: Option<Vec<Item>>,
+    last_evaluated_key: Option<Item>,
+) -> StoreResult<SweepPage<T>> {
+    Ok(SweepPage {
+        items: items
+            .unwrap_or_default()
+            .into_iter()
+            .map(Store::parse)
+            .collect::<StoreResult<_>>()?,
+        next: last_evaluated_key.map(SweepCursor),
+    })
 }
 
 impl Store {
@@ -173,24 +173,7 @@ impl Store {
             .send()
             .await
             .map_err(AwsError::dynamo)?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| {
-                Self::parse::<AuditUsageItem>(i).map(|a| AuditUsage {
-                    id: a.id,
-                    at: a.at,
-                    ip: a.ip,
-                    user_agent: a.user_agent,
-                    ip_anonymised: a.ip_anonymised,
-                })
-            })
-            .collect::<StoreResult<_>>()?;
-        Ok(SweepPage {
-            items,
-            next: out.last_evaluated_key.map(SweepCursor),
-        })
+        page_of(out.items, out.last_evaluated_key)
     }
 
     /// Cuts an audit record's IP address down to `network` (or removes it: `None`), drops its
@@ -221,11 +204,7 @@ impl Store {
                 .expression_attribute_values(":net", s(net)),
             None => req.update_expression("SET #done = :yes REMOVE #ip, #ua"),
         };
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if super::is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(AwsError::dynamo(e)),
-        }
+        super::written(req.send().await)
     }
 
     /// A page of the merchant's conversations whose last message was at or before `idle_since`,
@@ -256,21 +235,7 @@ impl Store {
             .send()
             .await
             .map_err(AwsError::dynamo)?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| {
-                Self::parse::<ConversationActivityItem>(i).map(|c| ConversationActivity {
-                    id: c.id,
-                    last_activity_at: c.last_activity_at,
-                })
-            })
-            .collect::<StoreResult<_>>()?;
-        Ok(SweepPage {
-            items,
-            next: out.last_evaluated_key.map(SweepCursor),
-        })
+        page_of(out.items, out.last_evaluated_key)
     }
 
     /// Closes the merchant's account (the owner's choice, without deleting it): it is deleted
