@@ -3,9 +3,7 @@
 //! the stored state). An attacker's callback link therefore cannot attach the attacker's platform
 //! account to a victim's merchant, nor a victim's to the attacker's.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use ecomdrive_core::signed_token::{self, Expiring, TokenError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -22,51 +20,27 @@ pub struct StateClaims {
     pub exp: i64,
 }
 
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum StateError {
-    #[error("the state is malformed")]
-    Malformed,
-    #[error("the state's signature does not match")]
-    BadSignature,
-    #[error("the state has expired")]
-    Expired,
+impl Expiring for StateClaims {
+    fn expires_at(&self) -> i64 {
+        self.exp
+    }
 }
 
-fn mac(key: &[u8], payload: &str) -> Hmac<Sha256> {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(payload.as_bytes());
-    m
-}
+/// Why a state was refused.
+pub type StateError = TokenError;
+
+/// The purpose label in the state's MAC (see [`ecomdrive_core::signed_token`]).
+const PURPOSE: &str = "ecomdrive/oauth-state";
 
 pub fn sign(key: &[u8], claims: &StateClaims) -> String {
-    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize"));
-    let sig = URL_SAFE_NO_PAD.encode(mac(key, &payload).finalize().into_bytes());
-    format!("{payload}.{sig}")
+    signed_token::sign(key, PURPOSE, claims)
 }
 
 pub fn verify(key: &[u8], state: &str, now_unix: i64) -> Result<StateClaims, StateError> {
-    let (payload, sig) = state.split_once('.').ok_or(StateError::Malformed)?;
-    let sig = URL_SAFE_NO_PAD
-        .decode(sig)
-        .map_err(|_| StateError::Malformed)?;
-    mac(key, payload)
-        .verify_slice(&sig)
-        .map_err(|_| StateError::BadSignature)?;
-    let bytes = URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| StateError::Malformed)?;
-    let claims: StateClaims = serde_json::from_slice(&bytes).map_err(|_| StateError::Malformed)?;
-    if claims.exp <= now_unix {
-        return Err(StateError::Expired);
-    }
-    Ok(claims)
+    signed_token::verify(key, PURPOSE, state, now_unix)
 }
 
-/// 256 random bits, base64url: the state id and the nonce.
-pub fn random_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    URL_SAFE_NO_PAD.encode(bytes)
-}
+pub use signed_token::random_token;
 
 pub fn nonce_hash(nonce: &str) -> String {
     hex::encode(Sha256::digest(nonce.as_bytes()))
@@ -75,6 +49,8 @@ pub fn nonce_hash(nonce: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn claims(exp: i64) -> StateClaims {
         StateClaims {

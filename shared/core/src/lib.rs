@@ -12,6 +12,7 @@ pub mod role;
 pub mod secret;
 pub mod send_errors;
 pub mod settlement;
+pub mod signed_token;
 pub mod spreadsheet;
 pub mod webhook;
 

@@ -1,18 +1,17 @@
 //! The form's signed, expiring tokens: the CSRF token in the page and the token of the e-mailed
 //! confirmation link, both signed with the form's own key (`FormSecrets::form_signing_key`).
 //!
-//! The format is the API's OAuth `state` (functions/api/src/oauth_state.rs):
-//! `base64url(JSON claims) "." base64url(HMAC-SHA256)`, with one addition: the token's purpose is
-//! mixed into the MAC, so a CSRF token handed to every visitor can never pass as a link, nor a
-//! link as a CSRF token.
+//! Both are `ecomdrive_core::signed_token`s (as the API's OAuth `state` is), each with its own
+//! purpose in the MAC: a CSRF token handed to every visitor can never pass as a link, nor a link
+//! as a CSRF token.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ecomdrive_core::signed_token::{self, Expiring};
 use hmac::{Hmac, Mac};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+
+pub use ecomdrive_core::signed_token::random_token;
 
 /// How long a page of the form may be left open before it must be reloaded.
 pub const CSRF_LIFETIME_SECS: i64 = 2 * 60 * 60;
@@ -20,8 +19,6 @@ pub const CSRF_LIFETIME_SECS: i64 = 2 * 60 * 60;
 pub const LINK_LIFETIME_SECS: i64 = 24 * 60 * 60;
 /// The double-submit cookie: the random half of the CSRF check.
 pub const CSRF_COOKIE: &str = "ecomdrive_deletion_csrf";
-/// Longer than any token we make: refused before any decoding work.
-const MAX_TOKEN_LEN: usize = 512;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
@@ -30,10 +27,10 @@ pub enum Purpose {
 }
 
 impl Purpose {
-    fn label(self) -> &'static [u8] {
+    fn label(self) -> &'static str {
         match self {
-            Purpose::Csrf => b"ecomdrive/deletion-form/csrf",
-            Purpose::Link => b"ecomdrive/deletion-form/link",
+            Purpose::Csrf => "ecomdrive/deletion-form/csrf",
+            Purpose::Link => "ecomdrive/deletion-form/link",
         }
     }
 }
@@ -53,16 +50,13 @@ pub struct LinkClaims {
     pub exp: i64,
 }
 
-trait Expiring {
-    fn exp(&self) -> i64;
-}
 impl Expiring for CsrfClaims {
-    fn exp(&self) -> i64 {
+    fn expires_at(&self) -> i64 {
         self.exp
     }
 }
 impl Expiring for LinkClaims {
-    fn exp(&self) -> i64 {
+    fn expires_at(&self) -> i64 {
         self.exp
     }
 }
@@ -80,51 +74,27 @@ pub enum TokenError {
     CookieMismatch,
 }
 
-fn mac(key: &[u8], purpose: Purpose, payload: &str) -> Hmac<Sha256> {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(purpose.label());
-    m.update(b".");
-    m.update(payload.as_bytes());
-    m
+impl From<signed_token::TokenError> for TokenError {
+    fn from(e: signed_token::TokenError) -> Self {
+        match e {
+            signed_token::TokenError::Malformed => TokenError::Malformed,
+            signed_token::TokenError::BadSignature => TokenError::BadSignature,
+            signed_token::TokenError::Expired => TokenError::Expired,
+        }
+    }
 }
 
 fn sign<T: Serialize>(key: &[u8], purpose: Purpose, claims: &T) -> String {
-    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize"));
-    let sig = URL_SAFE_NO_PAD.encode(mac(key, purpose, &payload).finalize().into_bytes());
-    format!("{payload}.{sig}")
+    signed_token::sign(key, purpose.label(), claims)
 }
 
-fn verify<T: DeserializeOwned + Expiring>(
+fn verify<T: serde::de::DeserializeOwned + Expiring>(
     key: &[u8],
     purpose: Purpose,
     token: &str,
     now_unix: i64,
 ) -> Result<T, TokenError> {
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(TokenError::Malformed);
-    }
-    let (payload, sig) = token.split_once('.').ok_or(TokenError::Malformed)?;
-    let sig = URL_SAFE_NO_PAD
-        .decode(sig)
-        .map_err(|_| TokenError::Malformed)?;
-    // The signature first: nothing of an unsigned payload is even parsed.
-    mac(key, purpose, payload)
-        .verify_slice(&sig)
-        .map_err(|_| TokenError::BadSignature)?;
-    let bytes = URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| TokenError::Malformed)?;
-    let claims: T = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
-    if claims.exp() <= now_unix {
-        return Err(TokenError::Expired);
-    }
-    Ok(claims)
-}
-
-/// 256 random bits, base64url: the CSRF cookie and the link ids.
-pub fn random_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    URL_SAFE_NO_PAD.encode(bytes)
+    Ok(signed_token::verify(key, purpose.label(), token, now_unix)?)
 }
 
 /// The hidden field for a page whose browser holds `nonce` in the CSRF cookie.
@@ -187,6 +157,8 @@ pub fn rate_key(key: &[u8], value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     #[test]
     fn a_link_verifies_until_it_expires() {
